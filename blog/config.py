@@ -1,0 +1,172 @@
+"""Quire's settings: defaults, reading them from the environment, and validating them."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting has a value Quire cannot use."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One documented setting: its environment name, default and parser."""
+
+    name: str
+    default: Any
+    parse: Callable[[str, str], Any]
+    help: str
+
+
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _path(name: str, raw: str) -> str:
+    if "\0" in raw:
+        raise ConfigError(f"{name} must be a folder path, got {raw!r}")
+    return str(Path(raw).expanduser().resolve())
+
+
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {value}")
+    return value
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _flag(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {raw!r}")
+
+
+def _url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+        raise ConfigError(f"{name} must be an absolute http(s) URL such as https://blog.example.com, got {raw!r}")
+    return value
+
+
+def _timezone(name: str, raw: str) -> str:
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name} must be an IANA time zone such as UTC or Europe/Paris, got {raw!r}") from None
+    return raw
+
+
+def _extensions(name: str, raw: str) -> tuple[str, ...]:
+    items = tuple(item.strip().lower() for item in raw.split(",") if item.strip())
+    if not items or not all(re.fullmatch(r"\.[a-z0-9]+", item) for item in items):
+        raise ConfigError(f"{name} must be a comma-separated list of extensions such as .md,.markdown, got {raw!r}")
+    return items
+
+
+PERMALINK_STYLES = {
+    "date": "/:categories/:year/:month/:day/:title:output_ext",
+    "pretty": "/:categories/:year/:month/:day/:title/",
+    "ordinal": "/:categories/:year/:y_day/:title:output_ext",
+    "weekdate": "/:categories/:year/W:week/:short_day/:title:output_ext",
+    "none": "/:categories/:title:output_ext",
+}
+PERMALINK_PLACEHOLDERS = (
+    "year", "month", "day", "i_month", "i_day", "short_year", "y_day", "hour", "minute", "second",
+    "week", "short_day", "slug", "title", "categories", "output_ext",
+)
+
+
+def _permalink(name: str, raw: str) -> str:
+    pattern = PERMALINK_STYLES.get(raw.strip(), raw.strip())
+    if not pattern.startswith("/"):
+        raise ConfigError(f"{name} must start with '/' or be one of {', '.join(PERMALINK_STYLES)}; got {raw!r}")
+    unknown = set(re.findall(r":([a-z_]+)", pattern)) - set(PERMALINK_PLACEHOLDERS)
+    if unknown:
+        raise ConfigError(f"{name} uses unknown placeholder(s) {', '.join(sorted(':' + u for u in unknown))}")
+    if ":slug" not in pattern and ":title" not in pattern:
+        raise ConfigError(f"{name} must contain :slug or :title so that every post gets its own URL; got {raw!r}")
+    return pattern
+
+
+def _watch(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"auto", "inotify", "poll", "off"}:
+        raise ConfigError(f"{name} must be auto, inotify, poll or off; got {raw!r}")
+    return value
+
+
+def _size(name: str, raw: str) -> int:
+    match = re.fullmatch(r"\s*(\d+)\s*([kmg]?)b?\s*", raw.lower())
+    if not match:
+        raise ConfigError(f"{name} must be a size such as 2MB, 500KB or 1048576; got {raw!r}")
+    number, unit = match.groups()
+    value = int(number) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
+    if value < 1024:
+        raise ConfigError(f"{name} must be at least 1KB, got {raw!r}")
+    return value
+
+
+SETTINGS = (
+    Setting("BLOG_POSTS_DIR", str(PROJECT_ROOT / "posts"), _path, "Folder of Markdown posts (subfolders allowed)."),
+    Setting("BLOG_TITLE", "Quire", _text, "Site title, shown in the header, feeds and page titles."),
+    Setting("BLOG_DESCRIPTION", "A blog served by Quire.", _text, "One-line description for the home page and feeds."),
+    Setting("BLOG_URL", "http://127.0.0.1:8000", _url, "Public base URL, used for absolute links in feeds and meta tags."),
+    Setting("BLOG_PER_PAGE", 10, _positive_int, "Posts per listing page."),
+    Setting("BLOG_PERMALINK", "/posts/:slug/", _permalink,
+            "Post URL pattern: a Jekyll style (date, pretty, ordinal, weekdate, none) or a pattern of placeholders."),
+    Setting("BLOG_TIMEZONE", "UTC", _timezone, "Time zone for dates written without one, and for URLs."),
+    Setting("BLOG_SHOW_FUTURE", False, _flag, "Publish posts dated in the future right away."),
+    Setting("BLOG_EXTENSIONS", (".md", ".markdown"), _extensions, "File extensions read as posts."),
+    Setting("BLOG_MAX_POST_SIZE", 2 * 1024**2, _size, "Largest post file read; larger files are reported and skipped."),
+    Setting("BLOG_WATCH", "auto", _watch, "How workers notice changed posts: auto, inotify, poll or off."),
+    Setting("BLOG_POLL_INTERVAL_MS", 500, _positive_int, "Folder scan interval when watching by polling."),
+    Setting("BLOG_CACHE_SECONDS", 60, _non_negative_int, "max-age sent with pages and feeds (0 to tell proxies not to cache)."),
+    Setting("BLOG_RESPONSE_CACHE_ENTRIES", 4096, _non_negative_int, "Finished responses kept in memory per worker (0 turns the cache off)."),
+)
+SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return validated settings: defaults, then ``BLOG_*`` variables, then overrides."""
+    environ = os.environ if environ is None else environ
+    settings: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}
+    for setting in SETTINGS:
+        if setting.name in environ:
+            settings[setting.name] = setting.parse(setting.name, environ[setting.name])
+    for name, value in (overrides or {}).items():
+        setting = SETTINGS_BY_NAME.get(name)
+        if setting is not None and isinstance(value, str) and not isinstance(setting.default, str):
+            value = setting.parse(name, value)
+        elif setting is not None and name in {"BLOG_PERMALINK", "BLOG_URL", "BLOG_TIMEZONE", "BLOG_POSTS_DIR"}:
+            value = setting.parse(name, str(value))
+        settings[name] = value
+    return settings

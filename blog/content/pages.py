@@ -1,0 +1,99 @@
+"""Flask-FlatPages, taught to read Jekyll posts one file at a time with limits and a fast YAML loader."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Flask
+from flask_flatpages import FlatPages, Page
+
+from blog.content.source import Source, SourceError, decode, split
+
+IGNORED_SUFFIXES = ("~", ".swp", ".swx", ".tmp", ".part", ".crdownload")
+
+
+class PostPage(Page):
+    """A FlatPages page whose front matter was parsed (and checked) when the file was read."""
+
+    def __init__(self, path: str, source: Source, folder: str, renderer: Any):
+        super().__init__(path, "", source.body, renderer, folder)
+        self.__dict__["meta"] = source.meta  # shadows Page.meta, which would parse the YAML again
+        self.source = source
+
+
+class PostPages(FlatPages):
+    """The posts folder, read file by file; the post store decides when, so nothing reloads per request."""
+
+    def init_app(self, app: Flask) -> None:
+        """Set up FlatPages on ``app`` without its per-request auto-reload hook."""
+        super().init_app(app)
+        # The store is told of changes by the watcher; FlatPages' before_request reset would walk the
+        # whole folder on every request, which is exactly the cost Quire exists to avoid.
+        app.before_request_funcs[None].remove(self._conditional_auto_reset)
+        self._config = app.config
+        self.renderer: Any = None
+        self.resolve_post_url: Any = lambda name: None
+
+    def config(self, key: str) -> Any:
+        """Read this extension's settings from its own app, so watcher threads need no app context."""
+        return self._config["_".join((self.config_prefix, key.upper()))]
+
+    @property
+    def root(self) -> str:
+        """Return the absolute posts folder."""
+        return self.config("root")
+
+    def walk(self) -> Iterator[tuple[str, os.stat_result]]:
+        """Yield (relative path, stat) of every candidate post file under the root, sorted."""
+        extensions = tuple(self.config("extension"))
+        root = self.root
+        stack = [""]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = sorted(os.scandir(os.path.join(root, folder)), key=lambda entry: entry.name)
+            except OSError:
+                continue
+            for entry in entries:
+                relative = f"{folder}/{entry.name}" if folder else entry.name
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if not entry.name.startswith("."):
+                            stack.append(relative)
+                    elif entry.is_file(follow_symlinks=False) and is_post_file(entry.name, extensions):
+                        yield relative, entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+
+    def render_markdown(self, text: str, meta: dict[str, Any]) -> str:
+        """Render Markdown with the renderer and post-URL resolver the store attached."""
+        return self.renderer.render(text, self.resolve_post_url, meta)
+
+    def read(self, relative: str, max_size: int) -> tuple[PostPage, os.stat_result]:
+        """Read and parse one post file; raise SourceError or OSError when it cannot be used."""
+        path = os.path.join(self.root, relative)
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+        descriptor = os.open(path, flags)
+        with os.fdopen(descriptor, "rb") as handle:
+            status = os.fstat(handle.fileno())
+            if status.st_size > max_size:
+                raise SourceError(f"file is {status.st_size:,} bytes, over the {max_size:,}-byte limit (BLOG_MAX_POST_SIZE)")
+            data = handle.read(max_size + 1)
+        source = split(decode(data, max_size))
+        name = relative.rsplit(".", 1)[0]
+        page = PostPage(name, source, os.path.dirname(relative), self._smart_html_renderer(self.config("html_renderer")))
+        return page, status
+
+
+def render_page(body: str, pages: PostPages, page: PostPage) -> str:
+    """Render a page's body; FlatPages calls this once per page (FLATPAGES_HTML_RENDERER) and caches it."""
+    return pages.render_markdown(body, page.meta)
+
+
+def is_post_file(name: str, extensions: tuple[str, ...]) -> bool:
+    """Tell whether a file name is a post: a known extension, and not hidden or an editor's temporary."""
+    if name.startswith((".", "_", "#")) or name.endswith(IGNORED_SUFFIXES):
+        return False
+    return name.lower().endswith(extensions)

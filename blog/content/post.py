@@ -1,0 +1,267 @@
+"""The immutable Post and Jekyll's front-matter rules: dates, slugs, categories, tags and permalinks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import posixpath
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from blog.config import PERMALINK_STYLES
+
+DEFAULT_EXCERPT_SEPARATOR = "<!--more-->"
+KNOWN_LAYOUTS = frozenset({"post", "default", "page", "home", "single"})
+WORDS_PER_MINUTE = 220
+
+_FILE_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})-(.+)$")
+_DATE_TEXT = re.compile(
+    r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})"
+    r"(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?"
+    r"\s*(Z|[+-]\d{2}:?\d{2}|UTC|GMT)?\s*$",
+    re.IGNORECASE,
+)
+_TAG = re.compile(r"<[^>]*>")
+
+
+class PostError(ValueError):
+    """A front-matter value that breaks a rule, fatal for the post (like Jekyll's invalid date)."""
+
+
+@dataclass(frozen=True)
+class Term:
+    """A category, tag or author: the name pages show and the slug URLs use."""
+
+    name: str
+    slug: str
+
+
+@dataclass(frozen=True, eq=False)
+class Post:
+    """One post as readers see it; built once per version of its file."""
+
+    source: str
+    url: str
+    slug: str
+    title: str
+    date: dt.datetime
+    updated: dt.datetime
+    dated: bool
+    author: Term | None
+    categories: tuple[Term, ...]
+    tags: tuple[Term, ...]
+    cover: str | None
+    cover_missing: bool
+    layout: str | None
+    description: str
+    excerpt_source: str
+    body: str
+    published: bool
+    draft: bool
+    words: int
+    meta: Mapping[str, Any] = field(repr=False)
+    page: Any = field(repr=False)
+    render: Callable[[str], str] = field(repr=False)
+
+    @property
+    def html(self) -> str:
+        """Return the body as HTML, rendered once by Flask-FlatPages and then cached by it."""
+        return self.page.html
+
+    @property
+    def excerpt_html(self) -> str:
+        """Return the excerpt as HTML, rendered once and then cached."""
+        return self._rendered("excerpt_html", self.excerpt_source)
+
+    @property
+    def reading_minutes(self) -> int:
+        """Return the estimated reading time in whole minutes (at least one)."""
+        return max(1, round(self.words / WORDS_PER_MINUTE))
+
+    @property
+    def cover_url(self) -> str | None:
+        """Return the cover to draw, or None when its file is missing."""
+        return None if self.cover_missing else self.cover
+
+    def is_future(self, now: dt.datetime) -> bool:
+        """Tell whether the post is dated after ``now``."""
+        return self.date > now
+
+    def _rendered(self, name: str, text: str) -> str:
+        # The dataclass is frozen for readers; this private cache is filled once per post version.
+        cache = self.__dict__.setdefault("_cache", {})
+        if name not in cache:
+            cache[name] = self.render(text)
+        return cache[name]
+
+
+def slugify(text: str) -> str:
+    """Return a URL slug: lower case, words joined by '-', letters of any script kept."""
+    text = unicodedata.normalize("NFKC", str(text)).lower()
+    text = re.sub(r"[\s_./\\]+", "-", text)
+    text = re.sub(r"[^\w-]+", "", text)
+    return re.sub(r"-{2,}", "-", text).strip("-")
+
+
+def title_from_slug(slug: str) -> str:
+    """Return a readable title for a post that has none, Jekyll style."""
+    words = [word for word in re.split(r"[-_\s]+", slug) if word]
+    return " ".join(word[:1].upper() + word[1:] for word in words) or "Untitled"
+
+
+def split_file_name(name: str) -> tuple[dt.date | None, str]:
+    """Return the date prefix (if valid) and the rest of a file name without its extension."""
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    match = _FILE_DATE.match(stem)
+    if not match:
+        return None, stem
+    year, month, day, rest = match.groups()
+    try:
+        return dt.date(int(year), int(month), int(day)), rest
+    except ValueError:
+        return None, rest
+
+
+def parse_date(value: Any, zone: ZoneInfo) -> dt.datetime:
+    """Return an aware datetime from a YAML date, datetime or string; naive times are in ``zone``."""
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        moment = _parse_date_text(value, zone)
+    else:
+        raise PostError(f"date {value!r} is not a date; write it as YYYY-MM-DD or YYYY-MM-DD HH:MM:SS +0000")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment
+
+
+def _parse_date_text(text: str, zone: ZoneInfo) -> dt.datetime:
+    match = _DATE_TEXT.match(text)
+    if not match:
+        raise PostError(f"date {text!r} is not a date; write it as YYYY-MM-DD or YYYY-MM-DD HH:MM:SS +0000")
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    tzinfo: dt.tzinfo | None = None
+    if offset:
+        if offset.upper() in {"Z", "UTC", "GMT"}:
+            tzinfo = dt.timezone.utc
+        else:
+            sign = -1 if offset[0] == "-" else 1
+            digits = offset[1:].replace(":", "")
+            tzinfo = dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    try:
+        return dt.datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+            int((fraction or "0")[:6].ljust(6, "0")), tzinfo=tzinfo,
+        )
+    except ValueError as error:
+        raise PostError(f"date {text!r} is not a real date: {error}") from None
+
+
+def terms(value: Any) -> tuple[Term, ...]:
+    """Return categories or tags from a YAML list or a space-separated string (Jekyll's rule)."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        names = value.split()
+    elif isinstance(value, (list, tuple)):
+        names = [str(item).strip() for item in value if item is not None and not isinstance(item, (dict, list))]
+    else:
+        names = [str(value)]
+    seen: dict[str, Term] = {}
+    for name in names:
+        slug = slugify(name)
+        if name and slug and slug not in seen:
+            seen[slug] = Term(name, slug)
+    return tuple(seen.values())
+
+
+def plain_text(markup: str, limit: int = 300) -> str:
+    """Return text without tags or Markdown marks, cut at a word boundary near ``limit``."""
+    text = _TAG.sub(" ", markup)
+    text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    text = re.sub(r"\{%.*?%\}|\{\{.*?\}\}", " ", text)
+    text = re.sub(r"[*_`#>]+", "", text)
+    text = " ".join(html.unescape(text).split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",.;:") + "…"
+
+
+def excerpt_of(body: str, meta: Mapping[str, Any]) -> str:
+    """Return the Markdown of the excerpt: before the separator, else the first paragraph."""
+    separator = meta.get("excerpt_separator")
+    if isinstance(separator, str) and separator and separator in body:
+        return body.split(separator, 1)[0].strip()
+    if DEFAULT_EXCERPT_SEPARATOR in body:
+        return body.split(DEFAULT_EXCERPT_SEPARATOR, 1)[0].strip()
+    for block in re.split(r"\n\s*\n", body.strip()):
+        block = block.strip()
+        if block and not block.startswith(("#", "<!--", "{%", "|", "```", "~~~", "    ")) and _TAG.sub("", block).strip():
+            return block
+    return ""
+
+
+def permalink(pattern: str, *, slug: str, date: dt.datetime, categories: tuple[Term, ...]) -> str:
+    """Return a post's URL from a permalink pattern or Jekyll style name."""
+    pattern = PERMALINK_STYLES.get(pattern, pattern)
+    values = {
+        "year": f"{date.year:04d}", "month": f"{date.month:02d}", "day": f"{date.day:02d}",
+        "i_month": str(date.month), "i_day": str(date.day), "short_year": f"{date.year % 100:02d}",
+        "y_day": f"{date.timetuple().tm_yday:03d}", "hour": f"{date.hour:02d}", "minute": f"{date.minute:02d}",
+        "second": f"{date.second:02d}", "week": f"{date.isocalendar()[1]:02d}", "short_day": date.strftime("%a"),
+        "slug": slug, "title": slug, "categories": "/".join(term.slug for term in categories),
+        "output_ext": ".html",
+    }
+    url = re.sub(r":([a-z_]+)", lambda match: values.get(match.group(1), match.group(0)), pattern)
+    return normalize_url(url)
+
+
+def normalize_url(url: str) -> str:
+    """Return a site-absolute URL path with no empty, '.' or '..' segments (they never leave the site)."""
+    trailing = url.endswith("/")
+    parts: list[str] = []
+    for part in url.replace("\\", "/").split("/"):
+        if part in {"", "."}:
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    path = "/" + "/".join(parts)
+    return path + "/" if trailing and parts else path
+
+
+def first_text(meta: Mapping[str, Any], *keys: str) -> str | None:
+    """Return the first of ``keys`` whose value is a non-empty scalar, as text."""
+    for key in keys:
+        value = meta.get(key)
+        if isinstance(value, dict):
+            value = value.get("name") or value.get("path") or value.get("url")
+        if value is not None and not isinstance(value, (list, dict)) and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def term(name: str | None) -> Term | None:
+    """Return a Term for a name, or None for no name."""
+    if not name:
+        return None
+    return Term(name, slugify(name) or "anonymous")
+
+
+def word_count(text: str) -> int:
+    """Return the number of words in Markdown text, ignoring tags."""
+    return len(_TAG.sub(" ", text).split())
+
+
+def dirname(source: str) -> str:
+    """Return the folder part of a source path relative to the posts folder."""
+    return posixpath.dirname(source)

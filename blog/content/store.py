@@ -1,0 +1,353 @@
+"""The post store: reads changed files only, keeps the last good version, and indexes immutable snapshots."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import os
+import posixpath
+import stat as stat_module
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+from zoneinfo import ZoneInfo
+
+from blog.content import post as rules
+from blog.content.markup import Renderer, unknown_liquid_tags
+from blog.content.pages import PostPage, PostPages, is_post_file
+from blog.content.post import Post, PostError, Term
+from blog.content.source import SourceError
+
+log = logging.getLogger("quire.content")
+
+FileKey = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about a post file, for logs and ``blog check``."""
+
+    source: str
+    severity: str  # "error" keeps the file out of the site; "warning" is shown but served
+    code: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = self.source
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.severity}: {self.message} [{self.code}]"
+
+
+@dataclass(frozen=True)
+class Group:
+    """The public posts of one category, tag, author or month, newest first."""
+
+    term: Term
+    posts: tuple[Post, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every index readers need, for one generation of content; never changed once built."""
+
+    generation: int
+    posts: tuple[Post, ...]
+    by_url: Mapping[str, Post]
+    hidden_by_url: Mapping[str, Post]
+    by_stem: Mapping[str, Post]
+    categories: Mapping[str, Group]
+    tags: Mapping[str, Group]
+    authors: Mapping[str, Group]
+    problems: Mapping[str, tuple[Problem, ...]]
+    changed_at: float
+    publish_at: float | None  # when the next future post goes live and the snapshot must be rebuilt
+
+    def neighbours(self, post: Post) -> tuple[Post | None, Post | None]:
+        """Return the (newer, older) public posts around ``post``."""
+        position = self._positions.get(post.url)
+        if position is None:
+            return None, None
+        newer = self.posts[position - 1] if position > 0 else None
+        older = self.posts[position + 1] if position + 1 < len(self.posts) else None
+        return newer, older
+
+    @functools.cached_property
+    def _positions(self) -> dict[str, int]:
+        return {post.url: index for index, post in enumerate(self.posts)}
+
+
+@dataclass
+class _FileState:
+    key: FileKey
+    post: Post | None
+    problems: tuple[Problem, ...]
+    last_good: Post | None = None
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class PostStore:
+    """Owns the posts: what is on disk, what is public, and every index and cache built from them."""
+
+    def __init__(self, pages: PostPages, settings: Mapping[str, Any], static_root: str,
+                 clock: Callable[[], dt.datetime] = _utc_now):
+        self.pages = pages
+        self.settings = settings
+        self.static_root = static_root
+        self.zone = ZoneInfo(settings["BLOG_TIMEZONE"])
+        self.clock = clock
+        self._files: dict[str, _FileState] = {}
+        self._lock = threading.RLock()
+        self._generation = 0
+        self.listeners: list[Any] = []
+        pages.renderer = Renderer({"baseurl": "", "url": settings["BLOG_URL"], "title": settings["BLOG_TITLE"],
+                                   "description": settings["BLOG_DESCRIPTION"]})
+        pages.resolve_post_url = self.resolve_post_url
+        self._snapshot = self._build_snapshot()
+
+    # Reading -------------------------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """Return the current snapshot, rebuilt first if a future post's time has come."""
+        current = self._snapshot
+        if current.publish_at is not None and time.time() >= current.publish_at:
+            with self._lock:
+                if self._snapshot is current:
+                    self._publish(self._build_snapshot())
+            current = self._snapshot
+        return current
+
+    @property
+    def generation(self) -> int:
+        """Return a number that changes whenever anything readers can see changes."""
+        return self.snapshot.generation
+
+    def post_at(self, url: str, include_hidden: bool = False) -> Post | None:
+        """Return the post at a URL path, or None."""
+        snapshot = self.snapshot
+        found = snapshot.by_url.get(url)
+        if found is None and include_hidden:
+            found = snapshot.hidden_by_url.get(url)
+        return found
+
+    def resolve_post_url(self, name: str) -> str | None:
+        """Return the URL of the post a Jekyll ``post_url``/``link`` tag names, or None."""
+        name = name.strip().strip("'\"")
+        stem = posixpath.basename(name).rsplit(".", 1)[0] if name.endswith(tuple(self.pages.config("extension"))) else posixpath.basename(name)
+        found = self._snapshot.by_stem.get(stem)
+        return found.url if found else None
+
+    def problems(self) -> list[Problem]:
+        """Return every current problem, by file."""
+        return [problem for problems in self._snapshot.problems.values() for problem in problems]
+
+    # Loading -------------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read every post file (the first time) or every changed one (later): a full rescan."""
+        self.refresh(None)
+
+    def refresh(self, relatives: Iterable[str] | None = None) -> bool:
+        """Re-read the given files (or rescan all), and publish a new snapshot if anything changed."""
+        with self._lock:
+            changed = False
+            if relatives is None:
+                seen: set[str] = set()
+                for relative, status in self.pages.walk():
+                    seen.add(relative)
+                    changed |= self._update(relative, status)
+                for gone in set(self._files) - seen:
+                    changed |= self._forget(gone)
+            else:
+                extensions = tuple(self.pages.config("extension"))
+                for relative in relatives:
+                    changed |= self._refresh_one(relative, extensions)
+            if changed:
+                self._publish(self._build_snapshot())
+            return changed
+
+    def _refresh_one(self, relative: str, extensions: tuple[str, ...]) -> bool:
+        parts = relative.split("/")
+        if any(part.startswith(".") for part in parts[:-1]) or not is_post_file(parts[-1], extensions):
+            return self._forget(relative)
+        try:
+            status = os.stat(os.path.join(self.pages.root, relative), follow_symlinks=False)
+        except OSError:
+            return self._forget(relative)
+        if not stat_module.S_ISREG(status.st_mode):
+            return self._forget(relative)
+        return self._update(relative, status)
+
+    def _forget(self, relative: str) -> bool:
+        if self._files.pop(relative, None) is None:
+            return False
+        log.info("%s: removed", relative)
+        return True
+
+    def _update(self, relative: str, status: os.stat_result) -> bool:
+        key = (status.st_mtime_ns, status.st_size, status.st_ino)
+        previous = self._files.get(relative)
+        if previous is not None and previous.key == key:
+            return False
+        post, problems = self._read(relative)
+        last_good = post or (previous.post or previous.last_good if previous else None)
+        if post is None and last_good is not None:
+            problems = (*problems, Problem(relative, "warning", "stale",
+                                           "serving the last good version until the file is fixed"))
+        state = _FileState(key, post if post is not None else last_good, problems, last_good)
+        if previous is None or previous.problems != problems:
+            for problem in problems:
+                (log.error if problem.severity == "error" else log.warning)("%s", problem)
+        self._files[relative] = state
+        return True
+
+    def _read(self, relative: str) -> tuple[Post | None, tuple[Problem, ...]]:
+        try:
+            page, status = self.pages.read(relative, self.settings["BLOG_MAX_POST_SIZE"])
+            return self._build_post(relative, page, status)
+        except SourceError as error:
+            return None, (Problem(relative, "error", "unreadable", error.message, error.line, error.column),)
+        except PostError as error:
+            return None, (Problem(relative, "error", "invalid", str(error), 2),)
+        except FileNotFoundError:
+            return None, ()
+        except OSError as error:
+            return None, (Problem(relative, "error", "unreadable", f"cannot read the file: {error.strerror}"),)
+
+    def _build_post(self, relative: str, page: PostPage, status: os.stat_result) -> tuple[Post, tuple[Problem, ...]]:
+        meta = page.meta
+        problems: list[Problem] = []
+        name = posixpath.basename(relative)
+        file_date, stem = rules.split_file_name(name)
+        if not page.source.has_front_matter:
+            problems.append(Problem(relative, "warning", "no-front-matter", "no front matter: title and date are guessed", 1))
+        dated = True
+        if meta.get("date") not in (None, ""):
+            date = rules.parse_date(meta["date"], self.zone)
+        elif file_date is not None:
+            date = dt.datetime(file_date.year, file_date.month, file_date.day, tzinfo=self.zone)
+        else:
+            dated = False
+            date = dt.datetime.fromtimestamp(status.st_mtime, self.zone).replace(microsecond=0)
+            problems.append(Problem(relative, "warning", "undated",
+                                    "no date in the front matter or the file name (YYYY-MM-DD-); using the file's modification time"))
+        updated_value = meta.get("last_modified_at") or meta.get("updated") or meta.get("modified")
+        try:
+            updated = max(date, rules.parse_date(updated_value, self.zone)) if updated_value else date
+        except PostError:
+            updated = date
+            problems.append(Problem(relative, "warning", "invalid-updated", f"ignoring last_modified_at {updated_value!r}: not a date"))
+        slug = rules.slugify(rules.first_text(meta, "slug") or stem) or rules.slugify(relative) or "post"
+        categories = rules.terms(meta.get("categories") if meta.get("categories") not in (None, "") else meta.get("category"))
+        tags = rules.terms(meta.get("tags") if meta.get("tags") not in (None, "") else meta.get("tag"))
+        custom = rules.first_text(meta, "permalink")
+        url = rules.normalize_url(unquote(custom)) if custom else rules.permalink(
+            self.settings["BLOG_PERMALINK"], slug=slug, date=date.astimezone(self.zone), categories=categories)
+        if custom and url != custom:
+            problems.append(Problem(relative, "warning", "permalink", f"permalink {custom!r} was normalised to {url!r}"))
+        cover = rules.first_text(meta, "cover", "image")
+        cover_missing = bool(cover) and self._cover_missing(cover)
+        if cover_missing:
+            problems.append(Problem(relative, "warning", "missing-cover", f"cover {cover!r} does not exist under static/"))
+        layout = rules.first_text(meta, "layout")
+        if layout and layout not in rules.KNOWN_LAYOUTS:
+            problems.append(Problem(relative, "warning", "unknown-layout", f"layout {layout!r} is unknown; using 'post'"))
+        for tag in unknown_liquid_tags(page.body):
+            problems.append(Problem(relative, "warning", "liquid", f"Liquid tag {{% {tag} %}} is not supported and is shown as is"))
+        draft = relative.split("/")[0] == "_drafts" or "/_drafts/" in f"/{relative}"
+        published = meta.get("published", True) is not False and not draft
+        excerpt_source = rules.first_text(meta, "excerpt") or rules.excerpt_of(page.body, meta)
+        description = rules.plain_text(rules.first_text(meta, "description", "excerpt") or excerpt_source)
+        post = Post(
+            source=relative, url=url, slug=slug,
+            title=rules.first_text(meta, "title") or rules.title_from_slug(slug),
+            date=date, updated=updated, dated=dated,
+            author=rules.term(rules.first_text(meta, "author")),
+            categories=categories, tags=tags, cover=cover, cover_missing=cover_missing, layout=layout,
+            description=description, excerpt_source=excerpt_source, body=page.body,
+            published=published, draft=not published, words=rules.word_count(page.body),
+            meta=meta, page=page, render=functools.partial(self.pages.render_markdown, meta=meta),
+        )
+        return post, tuple(problems)
+
+    def _cover_missing(self, cover: str) -> bool:
+        if "://" in cover or cover.startswith("//") or cover.startswith("data:"):
+            return False
+        path = rules.normalize_url(unquote(cover.split("?", 1)[0].split("#", 1)[0]))
+        relative = path[len("/static/"):] if path.startswith("/static/") else path.lstrip("/")
+        return not os.path.isfile(os.path.join(self.static_root, relative))
+
+    # Indexing ------------------------------------------------------------------------------------
+
+    def _build_snapshot(self) -> Snapshot:
+        now = self.clock()
+        show_future = self.settings["BLOG_SHOW_FUTURE"]
+        problems: dict[str, list[Problem]] = {relative: list(state.problems) for relative, state in self._files.items()}
+        candidates = sorted(
+            (state.post for state in self._files.values() if state.post is not None),
+            key=lambda post: (post.date, post.source),
+        )
+        by_url: dict[str, Post] = {}
+        hidden: dict[str, Post] = {}
+        by_stem: dict[str, Post] = {}
+        publish_at: float | None = None
+        for post in candidates:  # oldest first, so the older post keeps a contested URL
+            by_stem.setdefault(posixpath.basename(post.source).rsplit(".", 1)[0], post)
+            owner = by_url.get(post.url) or hidden.get(post.url)
+            if owner is not None:
+                message = f"URL {post.url} is also used by {owner.source}, which is older and wins"
+                problems.setdefault(post.source, []).append(Problem(post.source, "error", "duplicate-url", message))
+                problems.setdefault(owner.source, []).append(Problem(
+                    owner.source, "warning", "duplicate-url", f"URL {post.url} is also claimed by {post.source}"))
+                continue
+            future = post.is_future(now) and not show_future
+            if future:
+                problems.setdefault(post.source, []).append(Problem(
+                    post.source, "info", "future", f"dated {post.date.isoformat()}, in the future: hidden until then"))
+                moment = post.date.timestamp()
+                publish_at = moment if publish_at is None else min(publish_at, moment)
+            if not post.published:
+                problems.setdefault(post.source, []).append(Problem(post.source, "info", "draft", "draft: not published"))
+            (hidden if future or not post.published else by_url)[post.url] = post
+        posts = tuple(sorted(by_url.values(), key=lambda post: (post.date, post.source), reverse=True))
+        self._generation += 1
+        return Snapshot(
+            generation=self._generation,
+            posts=posts,
+            by_url=by_url,
+            hidden_by_url=hidden,
+            by_stem=by_stem,
+            categories=_group(posts, lambda post: post.categories),
+            tags=_group(posts, lambda post: post.tags),
+            authors=_group(posts, lambda post: (post.author,) if post.author else ()),
+            problems={relative: tuple(found) for relative, found in problems.items() if found},
+            changed_at=time.time(),
+            publish_at=publish_at,
+        )
+
+    def _publish(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        for listener in self.listeners:
+            listener(snapshot)
+
+
+def _group(posts: tuple[Post, ...], terms_of: Any) -> dict[str, Group]:
+    members: dict[str, list[Post]] = {}
+    names: dict[str, Term] = {}
+    for post in posts:
+        for term in terms_of(post):
+            members.setdefault(term.slug, []).append(post)
+            names.setdefault(term.slug, term)
+    return {slug: Group(names[slug], tuple(found)) for slug, found in sorted(members.items())}

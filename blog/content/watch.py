@@ -1,0 +1,133 @@
+"""Telling the store about changed post files: inotify through watchdog, or a cheap polling scan."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+from blog.content.store import PostStore
+
+log = logging.getLogger("quire.watch")
+
+SETTLE_SECONDS = 0.05  # a burst of writes to one file is read once, after it settles
+SAFETY_RESCAN_SECONDS = 30.0  # inotify can drop events (queue overflow); a rare full stat scan catches up
+
+
+class Watcher:
+    """Keep one process's store current; started lazily so each forked gunicorn worker runs its own."""
+
+    def __init__(self, store: PostStore, mode: str, poll_interval: float):
+        self.store = store
+        self.mode = mode
+        self.poll_interval = poll_interval
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+        self._pending: set[str] = set()
+        self._rescan = False
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._observer = None
+        self._thread: threading.Thread | None = None
+        self.active_mode = "off"
+
+    def ensure_running(self) -> None:
+        """Start watching in this process if it is not already; cheap enough to call per request."""
+        if self._pid == os.getpid() or self.mode == "off":
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._start()
+
+    def _start(self) -> None:
+        self._stop.clear()
+        self.active_mode = "poll"
+        if self.mode in {"auto", "inotify"}:
+            try:
+                self._observer = self._start_inotify()
+                self.active_mode = "inotify"
+            except Exception as error:  # noqa: BLE001 - any failure to watch falls back to polling
+                if self.mode == "inotify":
+                    log.warning("inotify watching failed (%s); polling every %.1fs instead", error, self.poll_interval)
+                self._observer = None
+        self._thread = threading.Thread(target=self._run, name="quire-watch", daemon=True)
+        self._thread.start()
+        # Changes may have landed between loading the posts and this worker starting to watch.
+        self.request_rescan()
+
+    def _start_inotify(self) -> object:
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers.inotify import InotifyObserver
+
+        watcher = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type in {"opened", "closed_no_write"}:
+                    return
+                if event.is_directory and event.event_type != "modified":
+                    watcher.request_rescan()
+                    return
+                for path in (event.src_path, getattr(event, "dest_path", "")):
+                    if path:
+                        watcher.notify(os.fsdecode(path))
+
+        observer = InotifyObserver()
+        observer.schedule(Handler(), self.store.pages.root, recursive=True)
+        observer.daemon = True
+        observer.start()
+        return observer
+
+    def notify(self, path: str) -> None:
+        """Note that a file under the posts folder changed."""
+        relative = os.path.relpath(path, self.store.pages.root)
+        if relative.startswith(".."):
+            return
+        with self._lock:
+            self._pending.add(relative.replace(os.sep, "/"))
+        self._wake.set()
+
+    def request_rescan(self) -> None:
+        """Ask for a full stat scan (folders added, renamed or removed)."""
+        with self._lock:
+            self._rescan = True
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop watching (tests and shutdown)."""
+        self._stop.set()
+        self._wake.set()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=2)
+            self._observer = None
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=2)
+        self._pid = None
+
+    def _run(self) -> None:
+        interval = self.poll_interval if self.active_mode == "poll" else SAFETY_RESCAN_SECONDS
+        next_scan = time.monotonic() + interval
+        while not self._stop.is_set():
+            self._wake.wait(timeout=max(0.0, next_scan - time.monotonic()))
+            if self._stop.is_set():
+                return
+            if self._wake.is_set():
+                self._wake.clear()
+                time.sleep(SETTLE_SECONDS)
+            with self._lock:
+                pending, self._pending = self._pending, set()
+                rescan, self._rescan = self._rescan, False
+            if time.monotonic() >= next_scan:
+                rescan = True
+                next_scan = time.monotonic() + interval
+            try:
+                if rescan:
+                    self.store.refresh(None)
+                elif pending:
+                    self.store.refresh(sorted(pending))
+            except Exception:  # noqa: BLE001 - the watcher must outlive any one bad refresh
+                log.exception("refreshing posts failed; will retry on the next change")

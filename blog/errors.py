@@ -1,0 +1,29 @@
+"""One place that turns HTTP errors into the site's own error pages."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger("quire.errors")
+
+
+def register(app: Flask) -> None:
+    """Render every HTTP error, and any unexpected exception, with the site's chrome."""
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+        if error.code is None or error.code < 400:
+            return error
+        response = error.get_response()
+        response.set_data(render_template("error.html", error=error))
+        response.content_type = "text/html; charset=utf-8"
+        response.headers["Cache-Control"] = "no-store" if error.code >= 500 else "public, max-age=60"
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):  # type: ignore[no-untyped-def]
+        log.exception("unexpected error")
+        return http_error(InternalServerError())

@@ -1,0 +1,193 @@
+"""The HTTP edge: finished responses cached per content generation, ETags, 304s, HEAD and gzip."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from email.utils import formatdate, parsedate_to_datetime
+from typing import Any
+
+from blog.content import PostStore
+from blog.content.watch import Watcher
+
+CACHE_MARKER = "X-Quire-Cache"  # set by views on responses that depend only on content; never sent out
+MAX_CACHED_BODY = 2 * 1024 * 1024
+MAX_CACHED_BYTES = 128 * 1024 * 1024
+COMPRESSIBLE = ("text/", "application/xml", "application/atom+xml", "application/rss+xml", "application/json",
+                "application/feed+json", "application/javascript", "image/svg+xml", "application/manifest+json")
+_CONDITIONAL = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE", "HTTP_RANGE")
+_DROPPED = {"content-length", "content-encoding", "etag", "vary", CACHE_MARKER.lower()}
+
+StartResponse = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One encoding of a finished response: its body and the headers that go with it."""
+
+    body: bytes
+    etag: str
+    headers: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A response ready to send again: identity and (when worth it) gzip variants."""
+
+    status: str
+    identity: Variant
+    gzip: Variant | None
+    last_modified: float | None
+    size: int
+
+
+class ResponseCache:
+    """WSGI middleware answering repeat requests from memory until the content changes."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], store: PostStore, watcher: Watcher, max_entries: int):
+        self.app = app
+        self.store = store
+        self.watcher = watcher
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str, bool], Finished] = OrderedDict()
+        self._bytes = 0
+        self._generation = -1
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Serve from the cache, or run the app and finish (and maybe keep) its response."""
+        self.watcher.ensure_running()
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in {"GET", "HEAD"}:
+            return self.app(environ, start_response)
+        generation = self.store.generation
+        if generation != self._generation:
+            with self._lock:
+                self._entries.clear()
+                self._bytes = 0
+                self._generation = generation
+        wants_gzip = _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
+        key = (environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), wants_gzip)
+        finished = self._entries.get(key)
+        if finished is None:
+            finished, cacheable = self._run(environ)
+            if finished is None:  # streamed or too large to hold: pass the app's own answer through
+                return self.app(environ, start_response)
+            if cacheable and self.max_entries:
+                self._keep(key, finished, generation)
+        return _send(finished, environ, wants_gzip, method, start_response)
+
+    def _run(self, environ: dict[str, Any]) -> tuple[Finished | None, bool]:
+        inner = {key: value for key, value in environ.items() if key not in _CONDITIONAL}
+        inner["REQUEST_METHOD"] = "GET"  # the cache needs the body even to answer a HEAD
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        result = self.app(inner, capture)
+        try:
+            chunks = []
+            size = 0
+            for chunk in result:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_CACHED_BODY:
+                    return None, False
+            body = b"".join(chunks)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        return finish(captured["status"], captured["headers"], body, self.store.snapshot.changed_at)
+
+    def _keep(self, key: tuple[str, str, bool], finished: Finished, generation: int) -> None:
+        with self._lock:
+            if generation != self._generation:
+                return
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
+            self._entries[key] = finished
+            self._bytes += finished.size
+            while len(self._entries) > self.max_entries or self._bytes > MAX_CACHED_BYTES:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= evicted.size
+
+
+def finish(status: str, headers: list[tuple[str, str]], body: bytes, changed_at: float) -> tuple[Finished, bool]:
+    """Return a response with strong ETags, Last-Modified and a gzip variant, and whether to cache it."""
+    cacheable = any(name.lower() == CACHE_MARKER.lower() for name, _ in headers)
+    kept = [(name, value) for name, value in headers if name.lower() not in _DROPPED]
+    names = {name.lower() for name, _ in kept}
+    last_modified = None
+    if "last-modified" not in names and status.startswith("200") and cacheable:
+        kept.append(("Last-Modified", formatdate(changed_at, usegmt=True)))
+        last_modified = changed_at
+    for name, value in kept:
+        if name.lower() == "last-modified":
+            last_modified = _parse_http_date(value)
+    content_type = next((value for name, value in kept if name.lower() == "content-type"), "")
+    compressible = content_type.startswith(COMPRESSIBLE) and len(body) >= 256
+    vary = [("Vary", "Accept-Encoding")] if compressible else []
+    identity_tag = _etag(body)
+    identity = Variant(body, identity_tag, [*kept, *vary, ("ETag", identity_tag), ("Content-Length", str(len(body)))])
+    gzipped = None
+    if compressible:
+        packed = gzip.compress(body, compresslevel=6, mtime=0)
+        if len(packed) < len(body):
+            tag = identity_tag[:-1] + '-gzip"'
+            gzipped = Variant(packed, tag, [*kept, *vary, ("ETag", tag), ("Content-Encoding", "gzip"),
+                                            ("Content-Length", str(len(packed)))])
+    size = len(body) + (len(gzipped.body) if gzipped else 0) + 512
+    return Finished(status, identity, gzipped, last_modified, size), cacheable and status[:3] in {"200", "404", "410"}
+
+
+def _send(finished: Finished, environ: dict[str, Any], wants_gzip: bool, method: str,
+          start_response: StartResponse) -> Iterable[bytes]:
+    variant = finished.gzip if wants_gzip and finished.gzip is not None else finished.identity
+    if finished.status.startswith("200") and _not_modified(environ, variant.etag, finished.last_modified):
+        keep = {"etag", "cache-control", "vary", "last-modified", "expires", "content-location"}
+        start_response("304 Not Modified", [(name, value) for name, value in variant.headers if name.lower() in keep])
+        return []
+    start_response(finished.status, variant.headers)
+    return [] if method == "HEAD" else [variant.body]
+
+
+def _not_modified(environ: dict[str, Any], etag: str, last_modified: float | None) -> bool:
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    if if_none_match is not None:
+        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        return "*" in tags or etag in tags
+    if_modified_since = environ.get("HTTP_IF_MODIFIED_SINCE")
+    if if_modified_since and last_modified is not None:
+        since = _parse_http_date(if_modified_since)
+        return since is not None and int(last_modified) <= since
+    return False
+
+
+def _accepts_gzip(header: str) -> bool:
+    for part in header.lower().split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip() in {"gzip", "*"}:
+            quality = params.strip().removeprefix("q=")
+            try:
+                return not params or float(quality) > 0
+            except ValueError:
+                return True
+    return False
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+def _parse_http_date(value: str) -> float | None:
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None

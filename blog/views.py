@@ -1,0 +1,144 @@
+"""Reader-facing HTML pages: the index, posts, and the category, tag and author listings."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, send_from_directory, url_for
+
+from blog.content import Group, Post, PostStore
+
+bp = Blueprint("posts", __name__)
+
+
+@dataclass(frozen=True)
+class Pagination:
+    """One page of a listing."""
+
+    items: Sequence[Post]
+    number: int
+    pages: int
+    total: int
+
+    @property
+    def has_previous(self) -> bool:
+        """Tell whether a newer page exists."""
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        """Tell whether an older page exists."""
+        return self.number < self.pages
+
+
+def store() -> PostStore:
+    """Return this app's post store."""
+    return current_app.extensions["quire"]
+
+
+def paginate(posts: Sequence[Post], page_number: int) -> Pagination:
+    """Return one page of ``posts``, aborting with 404 for a page that does not exist."""
+    per_page = current_app.config["BLOG_PER_PAGE"]
+    pages = max(1, math.ceil(len(posts) / per_page))
+    if page_number < 1 or page_number > pages:
+        abort(404)
+    start = (page_number - 1) * per_page
+    return Pagination(posts[start:start + per_page], page_number, pages, len(posts))
+
+
+def cacheable(response: Response | str) -> Response:
+    """Mark a response as depending only on content, so the response cache may keep it."""
+    response = current_app.make_response(response)
+    response.headers["X-Quire-Cache"] = "content"
+    seconds = current_app.config["BLOG_CACHE_SECONDS"]
+    if seconds:
+        response.headers["Cache-Control"] = f"public, max-age={seconds}, stale-while-revalidate={seconds * 10}"
+    else:
+        response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def group_or_404(groups: dict[str, Group], slug: str) -> Group:
+    """Return the group at ``slug`` or abort with 404."""
+    group = groups.get(slug)
+    if group is None:
+        abort(404)
+    return group
+
+
+@bp.route("/")
+@bp.route("/page/<int:page_number>/")
+def index(page_number: int = 1) -> Any:
+    """Show the newest posts, a page at a time."""
+    if page_number == 1 and request.path != "/":
+        return redirect(url_for("posts.index"), 301)
+    listing = paginate(store().snapshot.posts, page_number)
+    return cacheable(render_template("index.html", listing=listing, endpoint="posts.index", args={}))
+
+
+@bp.route("/categories/")
+def categories() -> Any:
+    """List every category with its number of posts."""
+    return cacheable(render_template("terms.html", kind="category", groups=store().snapshot.categories.values()))
+
+
+@bp.route("/tags/")
+def tags() -> Any:
+    """List every tag with its number of posts."""
+    return cacheable(render_template("terms.html", kind="tag", groups=store().snapshot.tags.values()))
+
+
+@bp.route("/category/<slug>/")
+@bp.route("/category/<slug>/page/<int:page_number>/")
+def category(slug: str, page_number: int = 1) -> Any:
+    """Show the posts of one category."""
+    return _group_page("category", store().snapshot.categories, slug, page_number)
+
+
+@bp.route("/tag/<slug>/")
+@bp.route("/tag/<slug>/page/<int:page_number>/")
+def tag(slug: str, page_number: int = 1) -> Any:
+    """Show the posts with one tag."""
+    return _group_page("tag", store().snapshot.tags, slug, page_number)
+
+
+@bp.route("/author/<slug>/")
+@bp.route("/author/<slug>/page/<int:page_number>/")
+def author(slug: str, page_number: int = 1) -> Any:
+    """Show the posts of one author."""
+    return _group_page("author", store().snapshot.authors, slug, page_number)
+
+
+def _group_page(kind: str, groups: dict[str, Group], slug: str, page_number: int) -> Any:
+    group = group_or_404(groups, slug)
+    endpoint = f"posts.{kind}"
+    if page_number == 1 and request.path.rstrip("/").endswith("/page/1"):
+        return redirect(url_for(endpoint, slug=slug), 301)
+    listing = paginate(group.posts, page_number)
+    return cacheable(render_template("group.html", kind=kind, group=group, listing=listing,
+                                     endpoint=endpoint, args={"slug": slug}))
+
+
+@bp.route("/assets/<path:filename>")
+def assets(filename: str) -> Any:
+    """Serve Jekyll-style /assets/ files from static/assets/."""
+    folder = current_app.static_folder + "/assets"  # type: ignore[operator]
+    return send_from_directory(folder, filename, max_age=current_app.config["BLOG_CACHE_SECONDS"])
+
+
+@bp.route("/<path:url>")
+def detail(url: str) -> Any:
+    """Show one post, found by its URL; a URL missing only its trailing slash redirects."""
+    path = "/" + url
+    snapshot = store().snapshot
+    post = snapshot.by_url.get(path)
+    if post is None:
+        alternative = path[:-1] if path.endswith("/") else path + "/"
+        if alternative in snapshot.by_url:
+            return redirect(url_for("posts.detail", url=alternative.lstrip("/")), 308)
+        abort(404)
+    newer, older = snapshot.neighbours(post)
+    return cacheable(render_template("post.html", post=post, newer=newer, older=older))

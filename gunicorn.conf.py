@@ -1,0 +1,28 @@
+"""gunicorn settings for Quire; every value can be overridden on the command line or by environment."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+
+from blog import config
+
+try:  # Fail fast with one clear line instead of a traceback from every worker.
+    config.load()
+except config.ConfigError as error:
+    sys.exit(f"quire: configuration error: {error}")
+
+bind = os.environ.get("BIND") or f"127.0.0.1:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", min(multiprocessing.cpu_count() * 2 + 1, 8)))
+worker_class = "sync"
+timeout = 30
+graceful_timeout = 30
+keepalive = 5
+max_requests = 10000
+max_requests_jitter = 1000
+accesslog = "-"
+errorlog = "-"
+loglevel = "info"
+# Posts are loaded in each worker after the fork, so every worker gets its own watcher and caches.
+preload_app = False

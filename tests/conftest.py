@@ -1,0 +1,108 @@
+"""Fixtures: a temporary posts folder, a post-writing factory, and an app, client and runner over it."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from blog import create_app
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+SEED = SHARED / "seed" / "binance-hkvaex.md"
+CORPUS = SHARED / "corpus"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the developer's BLOG_* variables out of every test."""
+    for name in list(os.environ):
+        if name.startswith("BLOG_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def posts_dir(tmp_path: Path) -> Path:
+    """Return an empty posts folder."""
+    folder = tmp_path / "posts"
+    folder.mkdir()
+    return folder
+
+
+WritePost = Callable[..., Path]
+
+
+@pytest.fixture
+def write_post(posts_dir: Path) -> WritePost:
+    """Return a factory that writes a post file with front matter from keyword arguments."""
+
+    def write(name: str, body: str = "Some text.", *, raw: str | bytes | None = None, **meta: Any) -> Path:
+        path = posts_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if raw is not None:
+            data = raw.encode("utf-8") if isinstance(raw, str) else raw
+        else:
+            front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False) if meta else ""
+            data = f"---\n{front}---\n\n{body}\n".encode("utf-8")
+        path.write_bytes(data)
+        return path
+
+    return write
+
+
+AppFactory = Callable[..., Flask]
+
+
+@pytest.fixture
+def make_app(posts_dir: Path) -> Iterator[AppFactory]:
+    """Return a factory for apps over the posts folder; their watchers stop after the test."""
+    apps: list[Flask] = []
+
+    def make(**overrides: Any) -> Flask:
+        settings = {"BLOG_POSTS_DIR": str(posts_dir), "BLOG_WATCH": "off", "BLOG_URL": "https://blog.example.com"}
+        settings.update(overrides)
+        app = create_app(settings)
+        app.config["TESTING"] = True
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["quire.watcher"].stop()
+
+
+@pytest.fixture
+def app(make_app: AppFactory) -> Flask:
+    """Return an app over the (initially empty) posts folder."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """Return a test client for ``app``."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    """Return a CLI runner for ``app``."""
+    return app.test_cli_runner()
+
+
+def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """Poll ``check`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {check}")
+        time.sleep(interval)

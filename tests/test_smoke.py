@@ -1,0 +1,16 @@
+"""The site serves its shipped posts."""
+
+from __future__ import annotations
+
+from bs4 import BeautifulSoup
+
+from blog import create_app
+
+
+def test_shipped_site_serves_index_and_seed() -> None:
+    app = create_app({"BLOG_WATCH": "off"})
+    client = app.test_client()
+    index = BeautifulSoup(client.get("/").data, "html.parser")
+    titles = [a.text for a in index.select(".card-title a")]
+    assert any("HKVAEX" in title for title in titles)
+    assert client.get("/posts/binance-hkvaex/").status_code == 200
