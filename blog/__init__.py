@@ -15,7 +15,7 @@ from blog import config
 from blog.content import PostStore
 from blog.content.pages import PostPages, render_page
 from blog.content.watch import Watcher
-from blog.http import ResponseCache
+from blog.http import CACHE_MARKER, ResponseCache
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -91,8 +91,10 @@ def _register_template_helpers(app: Flask) -> None:
 
     @app.after_request
     def static_cache(response: Response) -> Response:
-        if request.endpoint == "static" and request.args.get("v"):
-            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        if request.endpoint in {"static", "posts.assets"} and response.status_code == 200:
+            response.headers[CACHE_MARKER] = "static"  # compressed and validated once, not per request
+            if request.args.get("v"):
+                response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         return response
 
 

@@ -164,9 +164,5 @@ def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] 
             settings[setting.name] = setting.parse(setting.name, environ[setting.name])
     for name, value in (overrides or {}).items():
         setting = SETTINGS_BY_NAME.get(name)
-        if setting is not None and isinstance(value, str) and not isinstance(setting.default, str):
-            value = setting.parse(name, value)
-        elif setting is not None and name in {"BLOG_PERMALINK", "BLOG_URL", "BLOG_TIMEZONE", "BLOG_POSTS_DIR"}:
-            value = setting.parse(name, str(value))
-        settings[name] = value
+        settings[name] = setting.parse(name, value) if setting is not None and isinstance(value, str) else value
     return settings

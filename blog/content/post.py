@@ -10,6 +10,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from blog.config import PERMALINK_STYLES
@@ -30,6 +31,8 @@ _TAG = re.compile(r"<[^>]*>")
 
 class PostError(ValueError):
     """A front-matter value that breaks a rule, fatal for the post (like Jekyll's invalid date)."""
+
+    line: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,8 @@ class Post:
 
     @property
     def cover_url(self) -> str | None:
-        """Return the cover to draw, or None when its file is missing."""
-        return None if self.cover_missing else self.cover
+        """Return the cover's URL, percent-encoded, or None when its file is missing."""
+        return None if self.cover_missing or not self.cover else encode_url(self.cover)
 
     def is_future(self, now: dt.datetime) -> bool:
         """Tell whether the post is dated after ``now``."""
@@ -142,7 +145,7 @@ def parse_date(value: Any, zone: ZoneInfo) -> dt.datetime:
 
 
 def _parse_date_text(text: str, zone: ZoneInfo) -> dt.datetime:
-    match = _DATE_TEXT.match(text)
+    match = _DATE_TEXT.match(text) or _DATE_TEXT.match(_lenient_date(text))
     if not match:
         raise PostError(f"date {text!r} is not a date; write it as YYYY-MM-DD or YYYY-MM-DD HH:MM:SS +0000")
     year, month, day, hour, minute, second, fraction, offset = match.groups()
@@ -161,6 +164,15 @@ def _parse_date_text(text: str, zone: ZoneInfo) -> dt.datetime:
         )
     except ValueError as error:
         raise PostError(f"date {text!r} is not a real date: {error}") from None
+
+
+def _lenient_date(text: str) -> str:
+    """Keep the date, time and trailing offset of a sloppy date string, as Ruby's Time.parse would."""
+    found = re.match(r"\s*(\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?)", text)
+    if not found:
+        return text
+    offset = re.search(r"\s([+-]\d{2}:?\d{2}|Z|UTC|GMT)\s*$", text)
+    return found.group(1) + (" " + offset.group(1) if offset else "")
 
 
 def terms(value: Any) -> tuple[Term, ...]:
@@ -237,6 +249,11 @@ def normalize_url(url: str) -> str:
         parts.append(part)
     path = "/" + "/".join(parts)
     return path + "/" if trailing and parts else path
+
+
+def encode_url(url: str) -> str:
+    """Return ``url`` with spaces and other unsafe characters percent-encoded, keeping existing escapes."""
+    return quote(url, safe="/:?=&#%@+,;~!$'()*[]")
 
 
 def first_text(meta: Mapping[str, Any], *keys: str) -> str | None:

@@ -37,6 +37,15 @@ class Source:
     body: str
     body_line: int
     has_front_matter: bool
+    front_matter: str = ""
+
+    def line_of(self, key: str) -> int | None:
+        """Return the file line on which front-matter ``key`` is set, if it is a top-level key."""
+        pattern = re.compile(rf"^['\"]?{re.escape(key)}['\"]?\s*:")
+        for number, line in enumerate(self.front_matter.split("\n"), start=2):
+            if pattern.match(line):
+                return number
+        return None
 
 
 def decode(data: bytes, max_size: int) -> str:
@@ -69,7 +78,7 @@ def split(text: str) -> Source:
     raw = text[opening.end():closing.start()]
     body_start = closing.end() + 1 if closing.end() < len(text) else closing.end()
     body_line = text.count("\n", 0, body_start) + 1
-    return Source(parse_front_matter(raw), text[body_start:], body_line, has_front_matter=True)
+    return Source(parse_front_matter(raw), text[body_start:], body_line, has_front_matter=True, front_matter=raw)
 
 
 def parse_front_matter(raw: str) -> dict[str, Any]:

@@ -220,7 +220,7 @@ class PostStore:
         except SourceError as error:
             return None, (Problem(relative, "error", "unreadable", error.message, error.line, error.column),)
         except PostError as error:
-            return None, (Problem(relative, "error", "invalid", str(error), 2),)
+            return None, (Problem(relative, "error", "invalid", str(error), error.line),)
         except FileNotFoundError:
             return None, ()
         except OSError as error:
@@ -235,7 +235,11 @@ class PostStore:
             problems.append(Problem(relative, "warning", "no-front-matter", "no front matter: title and date are guessed", 1))
         dated = True
         if meta.get("date") not in (None, ""):
-            date = rules.parse_date(meta["date"], self.zone)
+            try:
+                date = rules.parse_date(meta["date"], self.zone)
+            except PostError as error:
+                error.line = page.source.line_of("date")
+                raise
         elif file_date is not None:
             date = dt.datetime(file_date.year, file_date.month, file_date.day, tzinfo=self.zone)
         else:
@@ -264,8 +268,10 @@ class PostStore:
         layout = rules.first_text(meta, "layout")
         if layout and layout not in rules.KNOWN_LAYOUTS:
             problems.append(Problem(relative, "warning", "unknown-layout", f"layout {layout!r} is unknown; using 'post'"))
-        for tag in unknown_liquid_tags(page.body):
-            problems.append(Problem(relative, "warning", "liquid", f"Liquid tag {{% {tag} %}} is not supported and is shown as is"))
+        unknown = unknown_liquid_tags(page.body)
+        if unknown:
+            listed = ", ".join(f"{{% {tag} %}}" for tag in unknown)
+            problems.append(Problem(relative, "warning", "liquid", f"Liquid tags not supported, shown as they are: {listed}"))
         draft = relative.split("/")[0] == "_drafts" or "/_drafts/" in f"/{relative}"
         published = meta.get("published", True) is not False and not draft
         excerpt_source = rules.first_text(meta, "excerpt") or rules.excerpt_of(page.body, meta)

@@ -23,7 +23,8 @@ class Watcher:
         self.mode = mode
         self.poll_interval = poll_interval
         self._pid: int | None = None
-        self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the pending changes
         self._pending: set[str] = set()
         self._rescan = False
         self._wake = threading.Event()
@@ -36,11 +37,11 @@ class Watcher:
         """Start watching in this process if it is not already; cheap enough to call per request."""
         if self._pid == os.getpid() or self.mode == "off":
             return
-        with self._lock:
+        with self._start_lock:
             if self._pid == os.getpid():
                 return
-            self._pid = os.getpid()
             self._start()
+            self._pid = os.getpid()
 
     def _start(self) -> None:
         self._stop.clear()

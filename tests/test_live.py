@@ -1,0 +1,113 @@
+"""Live content: every kind of change on disk reaches readers through the watcher, with no request scanning."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.conftest import AppFactory, WritePost, eventually
+
+MODES = ["inotify", "poll"]
+
+
+@pytest.fixture(params=MODES)
+def live(request: pytest.FixtureRequest, make_app: AppFactory) -> Iterator[FlaskClient]:
+    app = make_app(BLOG_WATCH=request.param, BLOG_POLL_INTERVAL_MS="100")
+    client = app.test_client()
+    client.get("/")  # the first request starts this process's watcher
+    assert app.extensions["quire.watcher"].active_mode == request.param
+    yield client
+
+
+def shows(client: FlaskClient, path: str, text: str) -> bool:
+    response = client.get(path)
+    return response.status_code == 200 and text in response.get_data(as_text=True)
+
+
+def post_text(title: str, body: str = "Body.") -> str:
+    return f"---\ntitle: {title}\n---\n{body}\n"
+
+
+def test_new_post_appears(live: FlaskClient, posts_dir: Path) -> None:
+    (posts_dir / "2020-01-01-fresh.md").write_text(post_text("Fresh"), encoding="utf-8")
+    eventually(lambda: shows(live, "/", "Fresh"))
+    assert shows(live, "/posts/fresh/", "Fresh")
+
+
+def test_edit_in_place(live: FlaskClient, write_post: WritePost) -> None:
+    path = write_post("2020-01-01-edit.md", "Version one.", title="Edit")
+    eventually(lambda: shows(live, "/posts/edit/", "Version one."))
+    with path.open("r+", encoding="utf-8") as handle:  # same inode, same size: only mtime_ns tells
+        text = handle.read().replace("Version one.", "Version two.")
+        handle.seek(0)
+        handle.write(text)
+    eventually(lambda: shows(live, "/posts/edit/", "Version two."))
+
+
+def test_atomic_rename_replaces_post(live: FlaskClient, write_post: WritePost, posts_dir: Path) -> None:
+    write_post("2020-01-01-swap.md", "Old text.", title="Swap")
+    eventually(lambda: shows(live, "/posts/swap/", "Old text."))
+    temporary = posts_dir / ".2020-01-01-swap.md.tmp"
+    temporary.write_text(post_text("Swap", "New text."), encoding="utf-8")
+    os.replace(temporary, posts_dir / "2020-01-01-swap.md")
+    eventually(lambda: shows(live, "/posts/swap/", "New text."))
+
+
+def test_half_written_file_keeps_last_good_version(live: FlaskClient, write_post: WritePost) -> None:
+    path = write_post("2020-01-01-half.md", "Complete body.", title="Half")
+    eventually(lambda: shows(live, "/posts/half/", "Complete body."))
+    path.write_text("---\ntitle: Ha", encoding="utf-8")  # front matter cut off mid-write
+    eventually(lambda: live.application.extensions["quire"].snapshot.problems)
+    assert shows(live, "/posts/half/", "Complete body.")
+    path.write_text(post_text("Half", "Finished body."), encoding="utf-8")
+    eventually(lambda: shows(live, "/posts/half/", "Finished body."))
+
+
+def test_deleted_post_disappears(live: FlaskClient, write_post: WritePost) -> None:
+    path = write_post("2020-01-01-gone.md", title="Gone")
+    eventually(lambda: shows(live, "/posts/gone/", "Gone"))
+    path.unlink()
+    eventually(lambda: live.get("/posts/gone/").status_code == 404)
+    assert "Gone" not in live.get("/").get_data(as_text=True)
+
+
+def test_new_folder_of_posts(live: FlaskClient, posts_dir: Path) -> None:
+    folder = posts_dir / "2024" / "spring"
+    folder.mkdir(parents=True)
+    (folder / "2024-03-01-nested.md").write_text(post_text("Nested"), encoding="utf-8")
+    eventually(lambda: shows(live, "/posts/nested/", "Nested"))
+
+
+def test_renamed_folder(live: FlaskClient, posts_dir: Path) -> None:
+    (posts_dir / "old").mkdir()
+    (posts_dir / "old" / "2020-01-01-moved.md").write_text(post_text("Moved"), encoding="utf-8")
+    eventually(lambda: shows(live, "/posts/moved/", "Moved"))
+    (posts_dir / "old").rename(posts_dir / ".archived")
+    eventually(lambda: live.get("/posts/moved/").status_code == 404)
+
+
+def test_requests_never_scan_the_posts_folder(make_app: AppFactory, write_post: WritePost,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    for day in range(1, 6):
+        write_post(f"2020-01-0{day}-p{day}.md", title=f"P{day}", categories=["c"])
+    app: Flask = make_app(BLOG_WATCH="off")
+    client = app.test_client()
+    calls: list[str] = []
+    for name in ("walk", "scandir", "stat", "lstat", "listdir"):
+        original = getattr(os, name)
+
+        def spy(*args: object, _original=original, _name=name, **kwargs: object):  # type: ignore[no-untyped-def]
+            if args and str(args[0]).startswith(app.config["BLOG_POSTS_DIR"]):
+                calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(os, name, spy)
+    for path in ["/", "/posts/p3/", "/category/c/", "/categories/", "/page/1/", "/nope/"]:
+        client.get(path)
+        client.get(path)
+    assert calls == []
