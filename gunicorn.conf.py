@@ -6,11 +6,12 @@ import multiprocessing
 import os
 import sys
 
-from blog import config
+from blog.config import ConfigError, load as load_settings
 
+# gunicorn reads every top-level name here as a setting, so Quire's own names must not clash (no `config`).
 try:  # Fail fast with one clear line instead of a traceback from every worker.
-    config.load()
-except config.ConfigError as error:
+    load_settings()
+except ConfigError as error:
     sys.exit(f"quire: configuration error: {error}")
 
 bind = os.environ.get("BIND") or f"127.0.0.1:{os.environ.get('PORT', '8000')}"

@@ -1,0 +1,65 @@
+"""The real deployment: gunicorn with gunicorn.conf.py and several workers, each seeing new posts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import eventually
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def fetch(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, ""
+
+
+@pytest.fixture
+def server(posts_dir: Path) -> Iterator[str]:
+    port = free_port()
+    (posts_dir / "2020-01-01-first.md").write_text("---\ntitle: First\n---\nHello.\n", encoding="utf-8")
+    env = {**os.environ, "BLOG_POSTS_DIR": str(posts_dir), "PORT": str(port), "WEB_CONCURRENCY": "3"}
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        eventually(lambda: fetch(base + "/")[0] == 200, timeout=20)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        _, errors = process.communicate(timeout=20)
+        assert b"Traceback" not in errors, errors.decode()
+
+
+def test_gunicorn_serves_and_every_worker_sees_a_new_post(server: str, posts_dir: Path) -> None:
+    status, body = fetch(server + "/posts/first/")
+    assert status == 200 and "Hello." in body
+    for _ in range(30):  # warm every worker: each starts its watcher on its first request
+        fetch(server + "/")
+    (posts_dir / "2020-01-02-second.md").write_text("---\ntitle: Second post\n---\nNew.\n", encoding="utf-8")
+    eventually(lambda: fetch(server + "/posts/second/")[0] == 200, timeout=5)
+    results = [fetch(server + "/posts/second/")[0] for _ in range(30)]
+    assert results == [200] * 30
+    assert fetch(server + "/missing/")[0] == 404
