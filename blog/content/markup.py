@@ -99,6 +99,8 @@ class Renderer:
 
 def unknown_liquid_tags(text: str) -> list[str]:
     """Return the Liquid tags in ``text`` (outside raw blocks) that Quire leaves as they are."""
+    if "{%" not in text:
+        return []
     text = _RAW.sub("", text)
     return sorted({match.group(1) for match in LIQUID_TAG.finditer(text)} - KNOWN_LIQUID_TAGS)
 

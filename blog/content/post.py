@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import posixpath
 import re
@@ -27,6 +28,8 @@ _DATE_TEXT = re.compile(
     re.IGNORECASE,
 )
 _TAG = re.compile(r"<[^>]*>")
+_BLANK_LINES = re.compile(r"\n[ \t]*\n")
+_PLACEHOLDER = re.compile(r":([a-z_]+)")
 
 
 class PostError(ValueError):
@@ -65,7 +68,6 @@ class Post:
     body: str
     published: bool
     draft: bool
-    words: int
     meta: Mapping[str, Any] = field(repr=False)
     page: Any = field(repr=False)
     render: Callable[[str], str] = field(repr=False)
@@ -79,6 +81,14 @@ class Post:
     def excerpt_html(self) -> str:
         """Return the excerpt as HTML, rendered once and then cached."""
         return self._rendered("excerpt_html", self.excerpt_source)
+
+    @property
+    def words(self) -> int:
+        """Return the number of words in the body, counted once when first asked."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if "words" not in cache:
+            cache["words"] = word_count(self.body)
+        return cache["words"]
 
     @property
     def reading_minutes(self) -> int:
@@ -102,6 +112,7 @@ class Post:
         return cache[name]
 
 
+@functools.lru_cache(maxsize=65536)
 def slugify(text: str) -> str:
     """Return a URL slug: lower case, words joined by '-', letters of any script kept."""
     text = unicodedata.normalize("NFKC", str(text)).lower()
@@ -213,26 +224,57 @@ def excerpt_of(body: str, meta: Mapping[str, Any]) -> str:
         return body.split(separator, 1)[0].strip()
     if DEFAULT_EXCERPT_SEPARATOR in body:
         return body.split(DEFAULT_EXCERPT_SEPARATOR, 1)[0].strip()
-    for block in re.split(r"\n\s*\n", body.strip()):
-        block = block.strip()
+    for block in _blocks(body):
         if block and not block.startswith(("#", "<!--", "{%", "|", "```", "~~~", "    ")) and _TAG.sub("", block).strip():
             return block
     return ""
 
 
+def _blocks(body: str):  # type: ignore[no-untyped-def]
+    """Yield the blank-line separated blocks of ``body``, stripped, without splitting all of it at once."""
+    start = 0
+    for match in _BLANK_LINES.finditer(body):
+        block = body[start:match.start()].strip()
+        if block:
+            yield block
+        start = match.end()
+    block = body[start:].strip()
+    if block:
+        yield block
+
+
 def permalink(pattern: str, *, slug: str, date: dt.datetime, categories: tuple[Term, ...]) -> str:
     """Return a post's URL from a permalink pattern or Jekyll style name."""
-    pattern = PERMALINK_STYLES.get(pattern, pattern)
-    values = {
-        "year": f"{date.year:04d}", "month": f"{date.month:02d}", "day": f"{date.day:02d}",
-        "i_month": str(date.month), "i_day": str(date.day), "short_year": f"{date.year % 100:02d}",
-        "y_day": f"{date.timetuple().tm_yday:03d}", "hour": f"{date.hour:02d}", "minute": f"{date.minute:02d}",
-        "second": f"{date.second:02d}", "week": f"{date.isocalendar()[1]:02d}", "short_day": date.strftime("%a"),
-        "slug": slug, "title": slug, "categories": "/".join(term.slug for term in categories),
-        "output_ext": ".html",
-    }
-    url = re.sub(r":([a-z_]+)", lambda match: values.get(match.group(1), match.group(0)), pattern)
-    return normalize_url(url)
+    parts = _permalink_parts(PERMALINK_STYLES.get(pattern, pattern))
+    filled = [part if index % 2 == 0 else _placeholder(part, slug, date, categories)
+              for index, part in enumerate(parts)]
+    return normalize_url("".join(filled))
+
+
+@functools.lru_cache(maxsize=64)
+def _permalink_parts(pattern: str) -> list[str]:
+    """Return the pattern split into literal text and placeholder names, alternating."""
+    return _PLACEHOLDER.split(pattern)
+
+
+def _placeholder(name: str, slug: str, date: dt.datetime, categories: tuple[Term, ...]) -> str:
+    if name in {"slug", "title"}:
+        return slug
+    if name == "categories":
+        return "/".join(term.slug for term in categories)
+    if name == "output_ext":
+        return ".html"
+    simple = {"year": "%Y", "month": "%m", "day": "%d", "hour": "%H", "minute": "%M", "second": "%S",
+              "short_day": "%a", "short_year": "%y", "y_day": "%j"}
+    if name in simple:
+        return date.strftime(simple[name])
+    if name == "i_month":
+        return str(date.month)
+    if name == "i_day":
+        return str(date.day)
+    if name == "week":
+        return f"{date.isocalendar()[1]:02d}"
+    return ":" + name
 
 
 def normalize_url(url: str) -> str:

@@ -85,6 +85,9 @@ def parse_front_matter(raw: str) -> dict[str, Any]:
     """Parse front matter YAML safely into a mapping; line numbers count the opening '---' as line 1."""
     if len(raw.encode("utf-8")) > MAX_FRONT_MATTER_BYTES:
         raise SourceError(f"front matter is over {MAX_FRONT_MATTER_BYTES // 1024} KB", 2)
+    simple = parse_simple_front_matter(raw)
+    if simple is not None:
+        return simple
     try:
         meta = yaml.load(raw, Loader=_Loader)  # noqa: S506 - a safe loader, chosen above
     except yaml.MarkedYAMLError as error:
@@ -101,6 +104,79 @@ def parse_front_matter(raw: str) -> dict[str, Any]:
         raise SourceError(f"front matter must be a mapping of keys to values, got a {type(meta).__name__}", 2)
     _check_size(meta)
     return {str(key): value for key, value in meta.items()}
+
+
+_STR = "tag:yaml.org,2002:str"
+_SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "timestamp"))
+_SIMPLE_LINE = re.compile(r"([A-Za-z_][\w-]*)[ \t]*:(?:[ \t]+(.*?))?[ \t]*")
+_PLAIN_UNSAFE = re.compile(r"""^[-?:,\[\]{}#&*!|>'"%@`]|: |\s#|:$|\t""")
+_FLOW_ITEM_UNSAFE = re.compile(r"""[\[\]{}#'"]|: |:$|^[-?:&*!|>%@`]""")
+_NON_STRING_KEYS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
+_resolver = yaml.resolver.Resolver()
+_constructor = yaml.constructor.SafeConstructor()
+
+
+class _NotSimple(Exception):
+    pass
+
+
+def parse_simple_front_matter(raw: str) -> dict[str, Any] | None:
+    """Parse the common shape of front matter (``key: scalar`` and ``key: [a, b]`` lines) without a YAML parser.
+
+    PyYAML builds every value with Python code even under libyaml, which is most of the start-up time at
+    10,000 posts. Scalars are resolved and built by PyYAML's own resolver and constructors, so results are
+    identical; anything else (block lists, nesting, quotes with escapes, anchors, tags) returns None and
+    goes to the real parser.
+    """
+    meta: dict[str, Any] = {}
+    try:
+        for line in raw.split("\n"):
+            stripped = line.strip()
+            if not stripped or (stripped.startswith("#") and not line[0].isspace()):
+                continue
+            match = _SIMPLE_LINE.fullmatch(line)
+            if match is None:
+                return None
+            key, value = match.group(1), match.group(2) or ""
+            if key.lower() in _NON_STRING_KEYS:  # YAML 1.1 reads these keys as booleans or null
+                return None
+            meta[key] = _simple_value(value)
+    except _NotSimple:
+        return None
+    return meta
+
+
+def _simple_value(value: str) -> Any:
+    if value.startswith('"'):
+        if len(value) < 2 or not value.endswith('"') or '"' in value[1:-1] or "\\" in value:
+            raise _NotSimple
+        return value[1:-1]
+    if value.startswith("'"):
+        if len(value) < 2 or not value.endswith("'") or "'" in value[1:-1]:
+            raise _NotSimple
+        return value[1:-1]
+    if value.startswith("["):
+        if not value.endswith("]"):
+            raise _NotSimple
+        inner = value[1:-1].strip()
+        if not inner:
+            return []
+        items = [item.strip() for item in inner.split(",")]
+        if any(not item or _FLOW_ITEM_UNSAFE.search(item) for item in items):
+            raise _NotSimple
+        return [_resolve(item) for item in items]
+    if value and _PLAIN_UNSAFE.search(value):
+        raise _NotSimple
+    return _resolve(value)
+
+
+def _resolve(plain: str) -> Any:
+    tag = _resolver.resolve(yaml.ScalarNode, plain, (True, False))
+    if tag == _STR:
+        return plain
+    if tag not in _SCALAR_TAGS:
+        raise _NotSimple
+    return _constructor.yaml_constructors[tag](_constructor, yaml.ScalarNode(tag, plain))
 
 
 def _check_size(meta: dict[str, Any]) -> None:

@@ -283,7 +283,7 @@ class PostStore:
             author=rules.term(rules.first_text(meta, "author")),
             categories=categories, tags=tags, cover=cover, cover_missing=cover_missing, layout=layout,
             description=description, excerpt_source=excerpt_source, body=page.body,
-            published=published, draft=not published, words=rules.word_count(page.body),
+            published=published, draft=not published,
             meta=meta, page=page, render=functools.partial(self.pages.render_markdown, meta=meta),
         )
         return post, tuple(problems)

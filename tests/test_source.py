@@ -1,0 +1,82 @@
+"""Front matter: the fast path for simple lines gives exactly what PyYAML gives, and defers everything else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from blog.content.source import parse_simple_front_matter, split
+from tests.conftest import CORPUS, SEED
+
+SIMPLE = [
+    "title: Hello world",
+    "title: \"Quoted: with colon\"\ndate: 2013-09-14 20:40:00 -04:00",
+    "title: 'single'\ncategories: [a, b, c]\ntags: []",
+    "date: 2020-01-02\npublished: false\nweight: 3\nratio: 1.5\nempty:\nnothing: ~\nflag: yes",
+    "title: C# tips\nurl: http://example.com/x?y=1",
+    "categories: [2019, true, null, word]",
+    "# a comment\ntitle: T\n\nlayout: post",
+    "title: Ünïcode — dash",
+    "title: x\ntitle: y",
+]
+DEFERRED = [
+    "tags:\n  - a\n  - b",
+    "title: a # comment",
+    "title: \"esc\\\"aped\"",
+    "title: 'it''s'",
+    "author:\n  name: A",
+    "x: &a 1\ny: *a",
+    "title: key: value",
+    "title: >\n  folded",
+    "title: !!str 12",
+    "list: [a, [b]]",
+    "list: ['q', b]",
+    "  indented: 1",
+    "on: 1",
+]
+
+
+@pytest.mark.parametrize("raw", SIMPLE)
+def test_simple_front_matter_equals_yaml(raw: str) -> None:
+    fast = parse_simple_front_matter(raw)
+    assert fast is not None
+    expected = yaml.safe_load(raw) or {}
+    assert fast == {str(key): value for key, value in expected.items()}
+    assert [type(value) for value in fast.values()] == [type(value) for value in expected.values()]
+
+
+@pytest.mark.parametrize("raw", DEFERRED)
+def test_other_front_matter_goes_to_yaml(raw: str) -> None:
+    assert parse_simple_front_matter(raw) is None
+
+
+def corpus_front_matters() -> list[Path]:
+    files = sorted(path for path in CORPUS.rglob("*") if path.is_file()) if CORPUS.is_dir() else []
+    return [*files, SEED]
+
+
+def test_fast_path_agrees_with_yaml_over_the_corpus_and_seed() -> None:
+    checked = 0
+    for path in corpus_front_matters():
+        text = path.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n")
+        if not text.startswith("---\n") or "\n---" not in text[3:]:
+            continue
+        raw = text[4:text.index("\n---", 3) + 1]
+        fast = parse_simple_front_matter(raw)
+        if fast is None:
+            continue
+        try:
+            expected = yaml.safe_load(raw) or {}
+        except yaml.YAMLError:
+            continue
+        assert fast == {str(key): value for key, value in expected.items()}, path
+        checked += 1
+    assert checked > 100
+
+
+def test_split_reports_the_body_line() -> None:
+    source = split("---\ntitle: T\ntags: [a]\n---\n\nBody\n")
+    assert source.meta == {"title": "T", "tags": ["a"]}
+    assert source.body == "\nBody\n" and source.body_line == 5 and source.line_of("tags") == 3
