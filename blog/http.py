@@ -16,7 +16,7 @@ from blog.content.watch import Watcher
 
 CACHE_MARKER = "X-Quire-Cache"  # set by views on responses that depend only on content; never sent out
 MAX_CACHED_BODY = 2 * 1024 * 1024
-MAX_CACHED_BYTES = 128 * 1024 * 1024
+MAX_CACHED_BYTES = 32 * 1024 * 1024  # per worker: pages and their gzip copies
 COMPRESSIBLE = ("text/", "application/xml", "application/atom+xml", "application/rss+xml", "application/json",
                 "application/feed+json", "application/javascript", "image/svg+xml", "application/manifest+json")
 _CONDITIONAL = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE", "HTTP_RANGE")

@@ -97,3 +97,17 @@ def test_symlinked_post_is_not_followed(make_app: AppFactory, write_post: WriteP
 def test_posts_folder_missing_gives_empty_site(make_app: AppFactory, tmp_path: Path) -> None:
     client: FlaskClient = make_app(BLOG_POSTS_DIR=str(tmp_path / "absent")).test_client()
     assert client.get("/").status_code == 200
+
+
+def test_rendered_bodies_are_kept_for_a_bounded_number_of_posts(make_app: AppFactory, write_post: WritePost,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import blog.content.store
+
+    monkeypatch.setattr(blog.content.store, "RENDERED_POSTS_KEPT", 3)
+    for day in range(1, 6):
+        write_post(f"2020-01-0{day}-p{day}.md", f"Body {day}.", title=f"P{day}")
+    store = make_app().extensions["quire"]
+    htmls = [post.html for post in store.snapshot.posts]
+    assert htmls == [f"<p>Body {day}.</p>" for day in range(5, 0, -1)]
+    assert store.render_body.cache_info().currsize == 3
+    assert store.snapshot.posts[0].html == "<p>Body 5.</p>"

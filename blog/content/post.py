@@ -71,11 +71,12 @@ class Post:
     meta: Mapping[str, Any] = field(repr=False)
     page: Any = field(repr=False)
     render: Callable[[str], str] = field(repr=False)
+    render_body: Callable[[Post], str] = field(repr=False)
 
     @property
     def html(self) -> str:
-        """Return the body as HTML, rendered once by Flask-FlatPages and then cached by it."""
-        return self.page.html
+        """Return the body as HTML, from the store's bounded cache of rendered posts."""
+        return self.render_body(self)
 
     @property
     def excerpt_html(self) -> str:

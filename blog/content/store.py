@@ -25,6 +25,7 @@ from blog.content.source import SourceError
 log = logging.getLogger("quire.content")
 
 FileKey = tuple[int, int, int]
+RENDERED_POSTS_KEPT = 256
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,9 @@ class PostStore:
         pages.renderer = Renderer({"baseurl": "", "url": settings["BLOG_URL"], "title": settings["BLOG_TITLE"],
                                    "description": settings["BLOG_DESCRIPTION"]})
         pages.resolve_post_url = self.resolve_post_url
+        # Rendered bodies are kept for the most visited posts only, so memory stays flat however many
+        # posts a crawler walks through; the response cache holds the finished pages in front of this.
+        self.render_body = functools.lru_cache(maxsize=RENDERED_POSTS_KEPT)(self._render_body)
         self._snapshot = self._build_snapshot()
 
     # Reading -------------------------------------------------------------------------------------
@@ -148,6 +152,11 @@ class PostStore:
         stem = posixpath.basename(name).rsplit(".", 1)[0] if name.endswith(tuple(self.pages.config("extension"))) else posixpath.basename(name)
         found = self._snapshot.by_stem.get(stem)
         return found.url if found else None
+
+    @staticmethod
+    def _render_body(post: Post) -> str:
+        # FlatPages' own renderer wrapper, without Page.html's cache that would keep every post forever.
+        return post.page.html_renderer(post.page)
 
     def problems(self) -> list[Problem]:
         """Return every current problem, by file."""
@@ -285,6 +294,7 @@ class PostStore:
             description=description, excerpt_source=excerpt_source, body=page.body,
             published=published, draft=not published,
             meta=meta, page=page, render=functools.partial(self.pages.render_markdown, meta=meta),
+            render_body=self.render_body,
         )
         return post, tuple(problems)
 
