@@ -36,11 +36,12 @@ def fetch(url: str) -> tuple[int, str]:
         return 0, ""
 
 
-@pytest.fixture
-def server(posts_dir: Path) -> Iterator[str]:
+@pytest.fixture(params=[False, True], ids=["fork-then-load", "preload"])
+def server(request: pytest.FixtureRequest, posts_dir: Path) -> Iterator[str]:
     port = free_port()
     (posts_dir / "2020-01-01-first.md").write_text("---\ntitle: First\n---\nHello.\n", encoding="utf-8")
-    env = {**os.environ, "BLOG_POSTS_DIR": str(posts_dir), "PORT": str(port), "WEB_CONCURRENCY": "3"}
+    env = {**os.environ, "BLOG_POSTS_DIR": str(posts_dir), "PORT": str(port), "WEB_CONCURRENCY": "3",
+           "GUNICORN_CMD_ARGS": "--preload" if request.param else ""}
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"

@@ -111,3 +111,26 @@ def test_rendered_bodies_are_kept_for_a_bounded_number_of_posts(make_app: AppFac
     assert htmls == [f"<p>Body {day}.</p>" for day in range(5, 0, -1)]
     assert store.render_body.cache_info().currsize == 3
     assert store.snapshot.posts[0].html == "<p>Body 5.</p>"
+
+
+def test_file_growing_while_read_keeps_the_last_good_version(make_app: AppFactory, write_post: WritePost,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_post("2020-01-01-post.md", "Complete.", title="Post")
+    store = make_app().extensions["quire"]
+    real_fstat = os.fstat
+
+    def shrunk_fstat(descriptor: int) -> os.stat_result:  # as if a writer appended after fstat
+        status = list(real_fstat(descriptor))
+        status[6] -= 5  # st_size
+        return os.stat_result(status)
+
+    path.write_text("---\ntitle: Post\n---\nComplete and longer.\n", encoding="utf-8")
+    os.utime(path, ns=(5, 5))
+    monkeypatch.setattr(os, "fstat", shrunk_fstat)
+    store.refresh()
+    assert store.snapshot.posts[0].body.strip() == "Complete."
+    assert {problem.code for problem in store.problems()} == {"changing", "stale"}
+    monkeypatch.undo()
+    os.utime(path, ns=(6, 6))
+    store.refresh()
+    assert store.snapshot.posts[0].body.strip() == "Complete and longer."

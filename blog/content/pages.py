@@ -14,6 +14,10 @@ from blog.content.source import Source, SourceError, decode, split
 IGNORED_SUFFIXES = ("~", ".swp", ".swx", ".tmp", ".part", ".crdownload")
 
 
+class FileChanging(SourceError):
+    """The file was being written while it was read; the next change event reads it again."""
+
+
 class PostPage(Page):
     """A FlatPages page whose front matter was parsed (and checked) when the file was read."""
 
@@ -80,7 +84,10 @@ class PostPages(FlatPages):
             status = os.fstat(handle.fileno())
             if status.st_size > max_size:
                 raise SourceError(f"file is {status.st_size:,} bytes, over the {max_size:,}-byte limit (BLOG_MAX_POST_SIZE)")
-            data = handle.read(max_size + 1)
+            # Read what fstat promised and one byte more: a different length means a writer is still at it.
+            data = handle.read(status.st_size + 1)
+            if len(data) != status.st_size:
+                raise FileChanging(f"file changed while being read ({status.st_size:,} bytes expected, {len(data):,} read)")
         source = split(decode(data, max_size))
         name = relative.rsplit(".", 1)[0]
         page = PostPage(name, source, os.path.dirname(relative), self._smart_html_renderer(self.config("html_renderer")))

@@ -63,8 +63,6 @@ class Post:
     cover: str | None
     cover_missing: bool
     layout: str | None
-    description: str
-    excerpt_source: str
     body: str
     published: bool
     draft: bool
@@ -84,12 +82,20 @@ class Post:
         return self._rendered("excerpt_html", self.excerpt_source)
 
     @property
+    def excerpt_source(self) -> str:
+        """Return the excerpt's Markdown: front matter ``excerpt``, else the body's opening (worked out once)."""
+        return self._derived("excerpt_source", lambda: first_text(self.meta, "excerpt") or excerpt_of(self.body, self.meta))
+
+    @property
+    def description(self) -> str:
+        """Return a plain-text summary for meta tags: front matter ``description``, else the excerpt."""
+        return self._derived("description", lambda: plain_text(first_text(self.meta, "description", "excerpt")
+                                                               or self.excerpt_source))
+
+    @property
     def words(self) -> int:
         """Return the number of words in the body, counted once when first asked."""
-        cache = self.__dict__.setdefault("_cache", {})
-        if "words" not in cache:
-            cache["words"] = word_count(self.body)
-        return cache["words"]
+        return self._derived("words", lambda: word_count(self.body))
 
     @property
     def reading_minutes(self) -> int:
@@ -106,10 +112,14 @@ class Post:
         return self.date > now
 
     def _rendered(self, name: str, text: str) -> str:
-        # The dataclass is frozen for readers; this private cache is filled once per post version.
+        return self._derived(name, lambda: self.render(text))
+
+    def _derived(self, name: str, compute: Callable[[], Any]) -> Any:
+        # The dataclass is frozen for readers; values derived from it are worked out on first use, once per
+        # post version, so loading 10,000 posts only does what the listings need.
         cache = self.__dict__.setdefault("_cache", {})
         if name not in cache:
-            cache[name] = self.render(text)
+            cache[name] = compute()
         return cache[name]
 
 

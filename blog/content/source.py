@@ -114,6 +114,7 @@ _FLOW_ITEM_UNSAFE = re.compile(r"""[\[\]{}#'"]|: |:$|^[-?:&*!|>%@`]""")
 _NON_STRING_KEYS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
 _resolver = yaml.resolver.Resolver()
 _constructor = yaml.constructor.SafeConstructor()
+_RESOLVER_FIRST_CHARACTERS = frozenset(key for key in yaml.resolver.Resolver.yaml_implicit_resolvers if key)
 
 
 class _NotSimple(Exception):
@@ -171,6 +172,8 @@ def _simple_value(value: str) -> Any:
 
 
 def _resolve(plain: str) -> Any:
+    if plain and plain[0] not in _RESOLVER_FIRST_CHARACTERS:  # no implicit type starts this way: a string
+        return plain
     tag = _resolver.resolve(yaml.ScalarNode, plain, (True, False))
     if tag == _STR:
         return plain

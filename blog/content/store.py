@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import gc
 import logging
 import os
 import posixpath
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from blog.content import post as rules
 from blog.content.markup import Renderer, unknown_liquid_tags
-from blog.content.pages import PostPage, PostPages, is_post_file
+from blog.content.pages import FileChanging, PostPage, PostPages, is_post_file
 from blog.content.post import Post, PostError, Term
 from blog.content.source import SourceError
 
@@ -166,7 +167,14 @@ class PostStore:
 
     def load(self) -> None:
         """Read every post file (the first time) or every changed one (later): a full rescan."""
-        self.refresh(None)
+        # Loading allocates a few objects per post and keeps them all; the cyclic collector would rescan the
+        # growing heap again and again for nothing. Freezing afterwards also keeps forked workers' pages shared.
+        gc.disable()
+        try:
+            self.refresh(None)
+        finally:
+            gc.enable()
+            gc.freeze()
 
     def refresh(self, relatives: Iterable[str] | None = None) -> bool:
         """Re-read the given files (or rescan all), and publish a new snapshot if anything changed."""
@@ -226,6 +234,8 @@ class PostStore:
         try:
             page, status = self.pages.read(relative, self.settings["BLOG_MAX_POST_SIZE"])
             return self._build_post(relative, page, status)
+        except FileChanging as error:
+            return None, (Problem(relative, "warning", "changing", error.message),)
         except SourceError as error:
             return None, (Problem(relative, "error", "unreadable", error.message, error.line, error.column),)
         except PostError as error:
@@ -283,15 +293,13 @@ class PostStore:
             problems.append(Problem(relative, "warning", "liquid", f"Liquid tags not supported, shown as they are: {listed}"))
         draft = relative.split("/")[0] == "_drafts" or "/_drafts/" in f"/{relative}"
         published = meta.get("published", True) is not False and not draft
-        excerpt_source = rules.first_text(meta, "excerpt") or rules.excerpt_of(page.body, meta)
-        description = rules.plain_text(rules.first_text(meta, "description", "excerpt") or excerpt_source)
         post = Post(
             source=relative, url=url, slug=slug,
             title=rules.first_text(meta, "title") or rules.title_from_slug(slug),
             date=date, updated=updated, dated=dated,
             author=rules.term(rules.first_text(meta, "author")),
             categories=categories, tags=tags, cover=cover, cover_missing=cover_missing, layout=layout,
-            description=description, excerpt_source=excerpt_source, body=page.body,
+            body=page.body,
             published=published, draft=not published,
             meta=meta, page=page, render=functools.partial(self.pages.render_markdown, meta=meta),
             render_body=self.render_body,
