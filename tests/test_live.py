@@ -111,3 +111,20 @@ def test_requests_never_scan_the_posts_folder(make_app: AppFactory, write_post: 
         client.get(path)
         client.get(path)
     assert calls == []
+
+
+def test_only_changed_files_are_read_again(make_app: AppFactory, write_post: WritePost,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = [write_post(f"2020-01-0{day}-p{day}.md", title=f"P{day}") for day in range(1, 6)]
+    store = make_app().extensions["quire"]
+    reads: list[str] = []
+    original = store.pages.read
+    monkeypatch.setattr(store.pages, "read", lambda relative, limit: reads.append(relative) or original(relative, limit))
+    store.refresh()
+    assert reads == []
+    paths[2].write_text("---\ntitle: Changed\n---\nNew.\n", encoding="utf-8")
+    store.refresh()
+    assert reads == ["2020-01-03-p3.md"]
+    generation = store.generation
+    store.refresh(["2020-01-01-p1.md"])  # an event for an unchanged file publishes nothing new
+    assert reads == ["2020-01-03-p3.md"] and store.generation == generation

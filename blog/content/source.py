@@ -95,6 +95,8 @@ def parse_front_matter(raw: str) -> dict[str, Any]:
         line = mark.line + 2 if mark else 2
         column = mark.column + 1 if mark else None
         problem = error.problem or error.context or "invalid YAML"
+        if error.context and error.context_mark is not None and error.context_mark.line != getattr(mark, "line", None):
+            problem += f" ({error.context} that starts on line {error.context_mark.line + 2})"
         raise SourceError(f"invalid front matter: {problem}", line, column) from None
     except yaml.YAMLError as error:
         raise SourceError(f"invalid front matter: {error}", 2) from None
