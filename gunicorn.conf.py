@@ -25,5 +25,14 @@ max_requests_jitter = 1000
 accesslog = "-"
 errorlog = "-"
 loglevel = "info"
-# Posts are loaded in each worker after the fork, so every worker gets its own watcher and caches.
-preload_app = False
+# Posts are loaded once in the master and shared by the forked workers (copy-on-write), so a recycled
+# worker is ready at once; each worker then starts its own watcher and catches up with the folder.
+# Code changes need a restart (or USR2) rather than HUP with preload; content is always live.
+preload_app = True
+
+
+def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
+    """Start this worker's watcher before it accepts requests, rather than on its first request."""
+    watcher = getattr(worker.wsgi, "extensions", {}).get("quire.watcher")
+    if watcher is not None:
+        watcher.ensure_running()

@@ -36,13 +36,21 @@ def fetch(url: str) -> tuple[int, str]:
         return 0, ""
 
 
-@pytest.fixture(params=[False, True], ids=["fork-then-load", "preload"])
+# The shipped config (preload, watcher started in post_worker_init), and bare gunicorn flags (each worker
+# loads after the fork and starts watching on its first request), as another WSGI server would.
+COMMANDS = {
+    "shipped-config": ["-c", "gunicorn.conf.py", "wsgi:app"],
+    "no-preload": ["-w", "3", "--bind", "127.0.0.1:{port}", "wsgi:app"],
+}
+
+
+@pytest.fixture(params=list(COMMANDS))
 def server(request: pytest.FixtureRequest, posts_dir: Path) -> Iterator[str]:
     port = free_port()
     (posts_dir / "2020-01-01-first.md").write_text("---\ntitle: First\n---\nHello.\n", encoding="utf-8")
-    env = {**os.environ, "BLOG_POSTS_DIR": str(posts_dir), "PORT": str(port), "WEB_CONCURRENCY": "3",
-           "GUNICORN_CMD_ARGS": "--preload" if request.param else ""}
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
+    env = {**os.environ, "BLOG_POSTS_DIR": str(posts_dir), "PORT": str(port), "WEB_CONCURRENCY": "3"}
+    arguments = [argument.format(port=port) for argument in COMMANDS[request.param]]
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", *arguments], cwd=ROOT,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -64,3 +72,32 @@ def test_gunicorn_serves_and_every_worker_sees_a_new_post(server: str, posts_dir
     results = [fetch(server + "/posts/second/")[0] for _ in range(30)]
     assert results == [200] * 30
     assert fetch(server + "/missing/")[0] == 404
+
+
+def workers_of(master: int) -> set[int]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
+def test_recycled_worker_catches_up_before_serving(posts_dir: Path) -> None:
+    port = free_port()
+    for name in ("keep", "drop"):
+        (posts_dir / f"2020-01-01-{name}.md").write_text(f"---\ntitle: {name}\n---\nText.\n", encoding="utf-8")
+    env = {**os.environ, "BLOG_POSTS_DIR": str(posts_dir), "PORT": str(port), "WEB_CONCURRENCY": "2"}
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        eventually(lambda: fetch(base + "/posts/drop/")[0] == 200, timeout=20)
+        (posts_dir / "2020-01-01-drop.md").unlink()
+        eventually(lambda: all(fetch(base + "/posts/drop/")[0] == 404 for _ in range(10)), timeout=5)
+        before = eventually(lambda: workers_of(process.pid) if len(workers_of(process.pid)) == 2 else None)
+        for pid in before:  # the master re-forks them from its preloaded (now stale) posts
+            os.kill(pid, signal.SIGKILL)
+        eventually(lambda: len(workers_of(process.pid) - before) == 2, timeout=20)
+        eventually(lambda: fetch(base + "/")[0] == 200, timeout=20)
+        assert [fetch(base + "/posts/drop/")[0] for _ in range(20)] == [404] * 20
+        assert fetch(base + "/posts/keep/")[0] == 200
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)

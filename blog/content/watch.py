@@ -54,10 +54,11 @@ class Watcher:
                 if self.mode == "inotify":
                     log.warning("inotify watching failed (%s); polling every %.1fs instead", error, self.poll_interval)
                 self._observer = None
+        # Changes may have landed since the posts were loaded (in gunicorn's master, with preload_app, possibly
+        # hours ago for a recycled worker): catch up before this process serves anything.
+        self.store.refresh(None)
         self._thread = threading.Thread(target=self._run, name="quire-watch", daemon=True)
         self._thread.start()
-        # Changes may have landed between loading the posts and this worker starting to watch.
-        self.request_rescan()
 
     def _start_inotify(self) -> object:
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
