@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template
+from flask import Flask, current_app, render_template
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger("quire.errors")
@@ -20,7 +20,9 @@ def register(app: Flask) -> None:
         response = error.get_response()
         response.set_data(render_template("error.html", error=error))
         response.content_type = "text/html; charset=utf-8"
-        response.headers["Cache-Control"] = "no-store" if error.code >= 500 else "public, max-age=60"
+        seconds = current_app.config["BLOG_CACHE_SECONDS"]
+        cacheable = error.code < 500 and seconds
+        response.headers["Cache-Control"] = f"public, max-age={seconds}" if cacheable else "no-store"
         return response
 
     @app.errorhandler(Exception)
