@@ -11,6 +11,7 @@ from flask_flatpages import FlatPages, Page
 
 from blog.content.source import Source, SourceError, decode, split
 
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 IGNORED_SUFFIXES = ("~", ".swp", ".swx", ".tmp", ".part", ".crdownload")
 
 
@@ -39,6 +40,7 @@ class PostPages(FlatPages):
         self._config = app.config
         self.renderer: Any = None
         self.resolve_post_url: Any = lambda name: None
+        self._renderer_wrapper: Any = None
 
     def config(self, key: str) -> Any:
         """Read this extension's settings from its own app, so watcher threads need no app context."""
@@ -77,21 +79,33 @@ class PostPages(FlatPages):
 
     def read(self, relative: str, max_size: int) -> tuple[PostPage, os.stat_result]:
         """Read and parse one post file; raise SourceError or OSError when it cannot be used."""
-        path = os.path.join(self.root, relative)
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-        descriptor = os.open(path, flags)
-        with os.fdopen(descriptor, "rb") as handle:
-            status = os.fstat(handle.fileno())
+        descriptor = os.open(os.path.join(self.root, relative), _READ_FLAGS)
+        try:
+            status = os.fstat(descriptor)
             if status.st_size > max_size:
                 raise SourceError(f"file is {status.st_size:,} bytes, over the {max_size:,}-byte limit (BLOG_MAX_POST_SIZE)")
             # Read what fstat promised and one byte more: a different length means a writer is still at it.
-            data = handle.read(status.st_size + 1)
-            if len(data) != status.st_size:
-                raise FileChanging(f"file changed while being read ({status.st_size:,} bytes expected, {len(data):,} read)")
+            data = _read_exactly(descriptor, status.st_size + 1)
+        finally:
+            os.close(descriptor)
+        if len(data) != status.st_size:
+            raise FileChanging(f"file changed while being read ({status.st_size:,} bytes expected, {len(data):,} read)")
         source = split(decode(data, max_size))
-        name = relative.rsplit(".", 1)[0]
-        page = PostPage(name, source, os.path.dirname(relative), self._smart_html_renderer(self.config("html_renderer")))
-        return page, status
+        if self._renderer_wrapper is None:
+            self._renderer_wrapper = self._smart_html_renderer(self.config("html_renderer"))
+        return PostPage(relative.rsplit(".", 1)[0], source, os.path.dirname(relative), self._renderer_wrapper), status
+
+
+def _read_exactly(descriptor: int, size: int) -> bytes:
+    """Read up to ``size`` bytes, looping over short reads, stopping at the end of the file."""
+    chunks = []
+    while size > 0:
+        chunk = os.read(descriptor, size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def render_page(body: str, pages: PostPages, page: PostPage) -> str:

@@ -64,7 +64,7 @@ def decode(data: bytes, max_size: int) -> str:
             f"file is not valid UTF-8 (byte 0x{data[error.start]:02x}); save it as UTF-8",
             _line_of(data, error.start),
         ) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def split(text: str) -> Source:
