@@ -49,9 +49,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["quire"] = store
     app.extensions["quire.watcher"] = watcher
 
-    from blog import cli, errors, views
+    from blog import cli, discovery, errors, feeds, search, views
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(feeds.bp)
+    app.register_blueprint(search.bp)
+    app.register_blueprint(discovery.bp)
     errors.register(app)
     cli.register(app)
     _register_template_helpers(app)

@@ -138,6 +138,7 @@ SETTINGS = (
     Setting("BLOG_DESCRIPTION", "A blog served by Quire.", _text, "One-line description for the home page and feeds."),
     Setting("BLOG_URL", "http://127.0.0.1:8000", _url, "Public base URL, used for absolute links in feeds and meta tags."),
     Setting("BLOG_PER_PAGE", 10, _positive_int, "Posts per listing page."),
+    Setting("BLOG_FEED_ENTRIES", 20, _positive_int, "Newest posts listed in each Atom, RSS and JSON feed."),
     Setting("BLOG_PERMALINK", "/posts/:slug/", _permalink,
             "Post URL pattern: a Jekyll style (date, pretty, ordinal, weekdate, none) or a pattern of placeholders."),
     Setting("BLOG_TIMEZONE", "UTC", _timezone, "Time zone for dates written without one, and for URLs."),

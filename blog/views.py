@@ -10,6 +10,9 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, send_from_directory, url_for
 
 from blog.content import Group, Post, PostStore
+from blog.content.derived import archive as archive_of, related
+
+RELATED_POSTS = 3
 
 bp = Blueprint("posts", __name__)
 
@@ -91,6 +94,14 @@ def tags() -> Any:
     return cacheable(render_template("terms.html", kind="tag", groups=store().snapshot.tags.values()))
 
 
+@bp.route("/archive/")
+def archive() -> Any:
+    """List every post, grouped by year and month, with counts."""
+    snapshot = store().snapshot
+    years = archive_of(snapshot, store().zone)
+    return cacheable(render_template("archive.html", years=years, total=len(snapshot.posts)))
+
+
 @bp.route("/category/<slug>/")
 @bp.route("/category/<slug>/page/<int:page_number>/")
 def category(slug: str, page_number: int = 1) -> Any:
@@ -141,4 +152,5 @@ def detail(url: str) -> Any:
             return redirect(url_for("posts.detail", url=alternative.lstrip("/")), 308)
         abort(404)
     newer, older = snapshot.neighbours(post)
-    return cacheable(render_template("post.html", post=post, newer=newer, older=older))
+    return cacheable(render_template("post.html", post=post, newer=newer, older=older,
+                                     related=related(snapshot, post, RELATED_POSTS)))

@@ -1,0 +1,234 @@
+"""Feeds for readers' apps: Atom 1.0, RSS 2.0 and JSON Feed 1.1, for the site and per category and tag."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import mimetypes
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
+
+from flask import Blueprint, Response, abort, current_app, render_template, url_for
+
+from blog.content import Group, Post
+from blog.discovery import absolute_url, cover_url, post_url, xml_text
+from blog.views import cacheable, store
+
+bp = Blueprint("feeds", __name__)
+
+ATOM_TYPE = "application/atom+xml; charset=utf-8"
+RSS_TYPE = "application/rss+xml; charset=utf-8"
+JSON_FEED_TYPE = "application/feed+json; charset=utf-8"
+
+# Attributes whose value is a URL (srcset: a list of them); quoted either way or bare, as authors write raw HTML.
+_URL_ATTRIBUTE = re.compile(
+    r"""(?P<lead>\s(?P<name>href|src|poster|srcset|cite|data)\s*=\s*)"""
+    r"""(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>[^\s"'>]+))""",
+    re.IGNORECASE,
+)
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One post as every feed format needs it: absolute URLs, a stable id and full HTML."""
+
+    post: Post
+    id: str
+    url: str
+    content: str
+    image: str | None
+    image_type: str | None
+    author_url: str | None
+    categories: tuple[tuple[str, str], ...]  # (name, absolute URL of its page), categories then tags
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A feed's own title, links and entries."""
+
+    title: str
+    description: str
+    page_url: str
+    atom_url: str
+    rss_url: str
+    json_url: str
+    updated: dt.datetime
+    entries: tuple[Entry, ...]
+
+
+def entry_id(post: Post) -> str:
+    """Return an id that survives edits: a tag: URI of the site's host, the post's date and slug.
+
+    An undated post's date is its file's modification time, which changes with every save, so its id
+    is its permalink instead.
+    """
+    if not post.dated:
+        return post_url(post)
+    host = urlsplit(current_app.config["BLOG_URL"]).hostname or "localhost"
+    return f"tag:{host},{post.date:%Y-%m-%d}:{quote(post.slug, safe='')}"
+
+
+def absolute_links(html: str, base: str) -> str:
+    """Return ``html`` with every relative link and source made absolute against the post's URL ``base``."""
+    site = current_app.config["BLOG_URL"]
+
+    def absolute(url: str) -> str:
+        url = url.strip()
+        if not url or _SCHEME.match(url):
+            return url
+        if url.startswith("//"):
+            return site.split("//", 1)[0] + url
+        if url.startswith("/"):  # site-rooted: BLOG_URL may carry a path prefix that urljoin would drop
+            return site + url
+        return urljoin(base, url)
+
+    def replace(match: re.Match[str]) -> str:
+        value = match.group("dq") if match.group("dq") is not None else match.group("sq") \
+            if match.group("sq") is not None else match.group("bare")
+        if match.group("name").lower() == "srcset":
+            value = ", ".join(" ".join([absolute(candidate.split()[0]), *candidate.split()[1:]])
+                              for candidate in value.split(",") if candidate.strip())
+        else:
+            value = absolute(value)
+        quote_mark = "'" if match.group("sq") is not None else '"'
+        return f"{match.group('lead')}{quote_mark}{value}{quote_mark}"
+
+    return _URL_ATTRIBUTE.sub(replace, html)
+
+
+def make_entry(post: Post) -> Entry:
+    """Return the feed entry for a post."""
+    url = post_url(post)
+    image = cover_url(post)
+    image_type = (mimetypes.guess_type(urlsplit(image).path)[0] or "image/jpeg") if image else None
+    terms = [(term.name, absolute_url(url_for("posts.category", slug=term.slug))) for term in post.categories]
+    terms += [(term.name, absolute_url(url_for("posts.tag", slug=term.slug))) for term in post.tags]
+    author_url = absolute_url(url_for("posts.author", slug=post.author.slug)) if post.author else None
+    return Entry(post, entry_id(post), url, xml_text(absolute_links(post.html, url)), image, image_type, author_url,
+                 tuple(terms))
+
+
+def build_feed(title: str, description: str, page_url: str, links: Sequence[str], posts: Sequence[Post]) -> Feed:
+    """Return the feed of the newest BLOG_FEED_ENTRIES of ``posts``."""
+    shown = posts[:current_app.config["BLOG_FEED_ENTRIES"]]
+    updated = max((post.updated for post in shown), default=None)
+    if updated is None:  # an empty feed still needs a date: when the content last changed
+        updated = dt.datetime.fromtimestamp(store().snapshot.changed_at, dt.timezone.utc).replace(microsecond=0)
+    atom_url, rss_url, json_url = links
+    return Feed(title, description, page_url, atom_url, rss_url, json_url, updated,
+                tuple(make_entry(post) for post in shown))
+
+
+def site_feed() -> Feed:
+    """Return the feed of the whole site."""
+    config = current_app.config
+    links = [absolute_url(url_for(endpoint)) for endpoint in ("feeds.atom", "feeds.rss", "feeds.json_feed")]
+    return build_feed(config["BLOG_TITLE"], config["BLOG_DESCRIPTION"], absolute_url(url_for("posts.index")),
+                      links, store().snapshot.posts)
+
+
+def group_feed(kind: str, group: Group) -> Feed:
+    """Return the feed of one category or tag."""
+    label = {"category": "Category", "tag": "Tag"}[kind]
+    site = current_app.config["BLOG_TITLE"]
+    page_url = absolute_url(url_for(f"posts.{kind}", slug=group.term.slug))
+    links = [absolute_url(url_for("feeds.group", kind=kind, slug=group.term.slug, name=name))
+             for name in ("feed.xml", "rss.xml", "feed.json")]
+    return build_feed(f"{site}: {group.term.name}", f"{label} {group.term.name} on {site}", page_url,
+                      links, group.posts)
+
+
+def group_or_404(kind: str, slug: str) -> Group:
+    """Return the category or tag at ``slug``, or abort with 404."""
+    snapshot = store().snapshot
+    group = (snapshot.categories if kind == "category" else snapshot.tags).get(slug)
+    if group is None:
+        abort(404)
+    return group
+
+
+def render_atom(feed: Feed) -> Response:
+    """Return ``feed`` as an Atom 1.0 response."""
+    return _xml(render_template("feeds/atom.xml", feed=feed), ATOM_TYPE)
+
+
+def render_rss(feed: Feed) -> Response:
+    """Return ``feed`` as an RSS 2.0 response."""
+    return _xml(render_template("feeds/rss.xml", feed=feed, rfc822=_rfc822), RSS_TYPE)
+
+
+def render_json(feed: Feed) -> Response:
+    """Return ``feed`` as a JSON Feed 1.1 response."""
+    data: dict[str, Any] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": feed.title,
+        "home_page_url": feed.page_url,
+        "feed_url": feed.json_url,
+        "description": feed.description,
+        "language": "en",
+        "authors": [{"name": current_app.config["BLOG_TITLE"], "url": current_app.config["BLOG_URL"] + "/"}],
+        "items": [_json_item(entry) for entry in feed.entries],
+    }
+    response = cacheable(json.dumps(data, ensure_ascii=False, indent=1))
+    response.content_type = JSON_FEED_TYPE
+    return response
+
+
+def _json_item(entry: Entry) -> dict[str, Any]:
+    post = entry.post
+    item: dict[str, Any] = {
+        "id": entry.id,
+        "url": entry.url,
+        "title": post.title,
+        "content_html": entry.content,
+        "summary": post.description,
+        "date_published": post.date.isoformat(),
+        "date_modified": post.updated.isoformat(),
+    }
+    if post.author:
+        item["authors"] = [{"name": post.author.name, "url": entry.author_url}]
+    if entry.image:
+        item["image"] = entry.image
+    if entry.categories:
+        item["tags"] = list(dict.fromkeys(name for name, _ in entry.categories))  # a tag may also be a category
+    return item
+
+
+def _xml(body: str, content_type: str) -> Response:
+    response = cacheable(xml_text(body))
+    response.content_type = content_type
+    return response
+
+
+def _rfc822(moment: dt.datetime) -> str:
+    return format_datetime(moment)
+
+
+@bp.route("/feed.xml")
+def atom() -> Response:
+    """Serve the site's Atom feed."""
+    return render_atom(site_feed())
+
+
+@bp.route("/rss.xml")
+def rss() -> Response:
+    """Serve the site's RSS feed."""
+    return render_rss(site_feed())
+
+
+@bp.route("/feed.json")
+def json_feed() -> Response:
+    """Serve the site's JSON Feed."""
+    return render_json(site_feed())
+
+
+@bp.route("/<any(category, tag):kind>/<slug>/<any('feed.xml', 'rss.xml', 'feed.json'):name>")
+def group(kind: str, slug: str, name: str) -> Response:
+    """Serve one category's or tag's feed, in the format its file name says."""
+    render = {"feed.xml": render_atom, "rss.xml": render_rss, "feed.json": render_json}[name]
+    return render(group_feed(kind, group_or_404(kind, slug)))

@@ -1,0 +1,189 @@
+"""Full-text search: an in-memory SQLite FTS5 index per process, kept in step with the store, and /search."""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, abort, current_app, render_template, request
+from markupsafe import Markup, escape
+
+from blog.content import Post, PostStore, Snapshot
+from blog.content.post import plain_text
+from blog.views import cacheable
+
+bp = Blueprint("search", __name__)
+
+MAX_QUERY_CHARS = 200  # longer input is cut, not refused: a pasted paragraph still gets a results page
+MAX_QUERY_TERMS = 16
+TITLE_WEIGHT, EXCERPT_WEIGHT, BODY_WEIGHT = 10.0, 3.0, 1.0
+SNIPPET_TOKENS = 24
+# Private-use characters mark the highlights inside SQLite, so that the text around them can be escaped
+# before they become <mark> tags; they are removed from indexed text so a post cannot forge one.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_MARKERS = re.compile(f"[{_OPEN}{_CLOSE}]")
+_WORD = re.compile(r"[^\W_]+")  # what FTS5's unicode61 tokenizer keeps as a token: letters and digits
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the post, its highlighted title and a snippet, both safe HTML."""
+
+    post: Post
+    title: Markup
+    snippet: Markup
+
+
+@dataclass(frozen=True)
+class Results:
+    """One page of results for a query."""
+
+    query: str
+    hits: tuple[Hit, ...]
+    number: int
+    pages: int
+    total: int
+    per_page: int
+
+    @property
+    def start(self) -> int:
+        """Return the position of this page's first result in the whole ranking, from 1."""
+        return (self.number - 1) * self.per_page + 1
+
+    @property
+    def has_previous(self) -> bool:
+        """Tell whether an earlier page of results exists."""
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        """Tell whether a later page of results exists."""
+        return self.number < self.pages
+
+
+def fts_query(text: str) -> str | None:
+    """Return a safe FTS5 query for what a reader typed, or None when nothing in it can be searched.
+
+    Every word becomes a quoted string, so FTS5 operators, column filters and stray punctuation are
+    just text; a pair of double quotes makes a phrase, an unpaired quote is ignored, and a word
+    ending in ``*`` matches as a prefix. All terms must match.
+    """
+    pieces = text[:MAX_QUERY_CHARS].split('"')
+    if len(pieces) % 2 == 0:  # an odd number of quotes: the last one opens nothing
+        pieces[-2:] = [pieces[-2] + " " + pieces[-1]]
+    terms: list[str] = []
+    for index, piece in enumerate(pieces):
+        chunks = [piece] if index % 2 else piece.split()  # inside quotes the whole piece is one phrase
+        for chunk in chunks:
+            words = _WORD.findall(chunk)
+            if words:
+                prefix = " *" if chunk.rstrip().endswith("*") else ""
+                terms.append('"' + " ".join(words) + '"' + prefix)
+    return " ".join(terms[:MAX_QUERY_TERMS]) or None
+
+
+def _safe(text: str) -> Markup:
+    """Return SQLite's marked-up text as HTML: everything escaped, then the markers turned into <mark>."""
+    return Markup(str(escape(text)).replace(_OPEN, "<mark>").replace(_CLOSE, "</mark>"))
+
+
+def _indexed(text: str) -> str:
+    return _MARKERS.sub("", text)
+
+
+class SearchIndex:
+    """An FTS5 index of the public posts, brought up to date with the store's snapshot before each query."""
+
+    def __init__(self, post_store: PostStore):
+        self.store = post_store
+        self._db = sqlite3.connect(":memory:", check_same_thread=False)
+        self._db.execute("CREATE VIRTUAL TABLE posts USING fts5(title, excerpt, body, "
+                         "tokenize = 'unicode61 remove_diacritics 2')")
+        self._lock = threading.Lock()
+        self._generation = -1
+        self._indexed: dict[str, tuple[int, Post]] = {}  # URL -> (rowid, the post version indexed)
+        self._posts: dict[int, Post] = {}
+        self._next_rowid = 1
+
+    def sync(self, snapshot: Snapshot) -> set[str]:
+        """Index the posts added or changed since the last snapshot seen, drop the gone; return their URLs."""
+        if snapshot.generation <= self._generation:
+            return set()
+        with self._lock:
+            return self._sync(snapshot)
+
+    def _sync(self, snapshot: Snapshot) -> set[str]:
+        if snapshot.generation <= self._generation:
+            return set()
+        current = snapshot.by_url
+        # Posts are rebuilt only when their file changes, so an unchanged post is the very same object.
+        stale = {url for url, (_, post) in self._indexed.items() if current.get(url) is not post}
+        fresh = [post for url, post in current.items() if url not in self._indexed or url in stale]
+        with self._db:
+            self._db.executemany("DELETE FROM posts WHERE rowid = ?", [(self._indexed[url][0],) for url in stale])
+            for url in stale:
+                self._posts.pop(self._indexed.pop(url)[0])
+            rows = []
+            for post in fresh:
+                rowid, self._next_rowid = self._next_rowid, self._next_rowid + 1
+                self._indexed[post.url] = (rowid, post)
+                self._posts[rowid] = post
+                rows.append((rowid, _indexed(post.title), _indexed(post.description),
+                             _indexed(plain_text(post.body, limit=len(post.body)))))
+            self._db.executemany("INSERT INTO posts (rowid, title, excerpt, body) VALUES (?, ?, ?, ?)", rows)
+        self._generation = snapshot.generation
+        return stale | {post.url for post in fresh}
+
+    def search(self, text: str, page_number: int, per_page: int) -> Results:
+        """Return one page of the posts matching ``text``, best match first; 404 past the last page."""
+        query = fts_query(text)
+        if query is None:
+            return Results(text, (), 1, 1, 0, per_page)
+        self.sync(self.store.snapshot)
+        with self._lock:
+            ranked = [rowid for (rowid,) in self._db.execute(
+                "SELECT rowid FROM posts WHERE posts MATCH ? ORDER BY bm25(posts, ?, ?, ?)",
+                (query, TITLE_WEIGHT, EXCERPT_WEIGHT, BODY_WEIGHT))]
+            pages = max(1, math.ceil(len(ranked) / per_page))
+            if page_number > pages:
+                abort(404)
+            shown = ranked[(page_number - 1) * per_page:page_number * per_page]
+            marked: dict[int, tuple[str, str, str]] = {}
+            if shown:
+                marks = ", ".join("?" * len(shown))
+                marked = {rowid: (title, body, excerpt) for rowid, title, body, excerpt in self._db.execute(
+                    f"SELECT rowid, highlight(posts, 0, ?1, ?2), snippet(posts, 2, ?1, ?2, '…', ?3), "
+                    f"snippet(posts, 1, ?1, ?2, '…', ?3) FROM posts WHERE posts MATCH ?4 AND rowid IN ({marks})",
+                    (_OPEN, _CLOSE, SNIPPET_TOKENS, query, *shown))}
+            hits = tuple(self._hit(rowid, *marked[rowid]) for rowid in shown)
+        return Results(text, hits, page_number, pages, len(ranked), per_page)
+
+
+    def _hit(self, rowid: int, title: str, body: str, excerpt: str) -> Hit:
+        post = self._posts[rowid]
+        # Show where the words are: in the body, else in the excerpt, else (a title match) the excerpt as is.
+        snippet = body if _OPEN in body else excerpt if _OPEN in excerpt else post.description
+        return Hit(post, _safe(title), _safe(snippet))
+
+
+def index() -> SearchIndex:
+    """Return this app's search index."""
+    return current_app.extensions["quire.search"]
+
+
+@bp.record_once
+def _create_index(state) -> None:  # type: ignore[no-untyped-def]
+    # One index per app (and so per worker process), made when the app registers this blueprint.
+    state.app.extensions["quire.search"] = SearchIndex(state.app.extensions["quire"])
+
+
+@bp.route("/search")
+def results() -> Response:
+    """Show the posts matching ?q=, best first, a page at a time; any input gives a normal page."""
+    text = request.args.get("q", "")[:MAX_QUERY_CHARS]
+    page_number = max(1, request.args.get("page", 1, type=int) or 1)
+    found = index().search(text, page_number, current_app.config["BLOG_PER_PAGE"]) if text.strip() else None
+    return cacheable(render_template("search.html", query=text, results=found))
