@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import sqlite3
 import threading
@@ -99,31 +100,43 @@ class SearchIndex:
 
     def __init__(self, post_store: PostStore):
         self.store = post_store
-        self._db = sqlite3.connect(":memory:", check_same_thread=False)
-        self._db.execute("CREATE VIRTUAL TABLE posts USING fts5(title, excerpt, body, "
-                         "tokenize = 'unicode61 remove_diacritics 2')")
         self._lock = threading.Lock()
+        self._pid = -1
+        self._reset()
+
+    def _reset(self) -> None:
+        self._db: sqlite3.Connection | None = None
         self._generation = -1
         self._indexed: dict[str, tuple[int, Post]] = {}  # URL -> (rowid, the post version indexed)
         self._posts: dict[int, Post] = {}
         self._next_rowid = 1
 
+    def _connection(self) -> sqlite3.Connection:
+        # Made on first use in the process that searches: gunicorn's master loads the app and forks the
+        # workers, and an SQLite connection must not cross a fork.
+        if self._db is None or self._pid != os.getpid():
+            self._reset()
+            self._db = sqlite3.connect(":memory:", check_same_thread=False)
+            self._db.execute("CREATE VIRTUAL TABLE posts USING fts5(title, excerpt, body, "
+                             "tokenize = 'unicode61 remove_diacritics 2')")
+            self._pid = os.getpid()
+        return self._db
+
     def sync(self, snapshot: Snapshot) -> set[str]:
         """Index the posts added or changed since the last snapshot seen, drop the gone; return their URLs."""
-        if snapshot.generation <= self._generation:
-            return set()
         with self._lock:
             return self._sync(snapshot)
 
     def _sync(self, snapshot: Snapshot) -> set[str]:
+        db = self._connection()
         if snapshot.generation <= self._generation:
             return set()
         current = snapshot.by_url
         # Posts are rebuilt only when their file changes, so an unchanged post is the very same object.
         stale = {url for url, (_, post) in self._indexed.items() if current.get(url) is not post}
         fresh = [post for url, post in current.items() if url not in self._indexed or url in stale]
-        with self._db:
-            self._db.executemany("DELETE FROM posts WHERE rowid = ?", [(self._indexed[url][0],) for url in stale])
+        with db:
+            db.executemany("DELETE FROM posts WHERE rowid = ?", [(self._indexed[url][0],) for url in stale])
             for url in stale:
                 self._posts.pop(self._indexed.pop(url)[0])
             rows = []
@@ -133,7 +146,7 @@ class SearchIndex:
                 self._posts[rowid] = post
                 rows.append((rowid, _indexed(post.title), _indexed(post.description),
                              _indexed(plain_text(post.body, limit=len(post.body)))))
-            self._db.executemany("INSERT INTO posts (rowid, title, excerpt, body) VALUES (?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO posts (rowid, title, excerpt, body) VALUES (?, ?, ?, ?)", rows)
         self._generation = snapshot.generation
         return stale | {post.url for post in fresh}
 
@@ -142,9 +155,10 @@ class SearchIndex:
         query = fts_query(text)
         if query is None:
             return Results(text, (), 1, 1, 0, per_page)
-        self.sync(self.store.snapshot)
         with self._lock:
-            ranked = [rowid for (rowid,) in self._db.execute(
+            self._sync(self.store.snapshot)
+            db = self._connection()
+            ranked = [rowid for (rowid,) in db.execute(
                 "SELECT rowid FROM posts WHERE posts MATCH ? ORDER BY bm25(posts, ?, ?, ?)",
                 (query, TITLE_WEIGHT, EXCERPT_WEIGHT, BODY_WEIGHT))]
             pages = max(1, math.ceil(len(ranked) / per_page))
@@ -154,7 +168,7 @@ class SearchIndex:
             marked: dict[int, tuple[str, str, str]] = {}
             if shown:
                 marks = ", ".join("?" * len(shown))
-                marked = {rowid: (title, body, excerpt) for rowid, title, body, excerpt in self._db.execute(
+                marked = {rowid: (title, body, excerpt) for rowid, title, body, excerpt in db.execute(
                     f"SELECT rowid, highlight(posts, 0, ?1, ?2), snippet(posts, 2, ?1, ?2, '…', ?3), "
                     f"snippet(posts, 1, ?1, ?2, '…', ?3) FROM posts WHERE posts MATCH ?4 AND rowid IN ({marks})",
                     (_OPEN, _CLOSE, SNIPPET_TOKENS, query, *shown))}

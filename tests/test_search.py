@@ -174,3 +174,14 @@ def test_empty_query_shows_just_the_form(corpus: Flask) -> None:
 def test_search_responses_are_cacheable(corpus: Flask) -> None:
     response = corpus.test_client().get("/search?q=generators")
     assert response.headers["Cache-Control"].startswith("public") and "ETag" in response.headers
+
+
+def test_a_forked_worker_builds_its_own_index(corpus: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = corpus.test_client()
+    before = titles(results(client, "generators"))
+    index = corpus.extensions["quire.search"]
+    inherited = index._connection()
+    monkeypatch.setattr("blog.search.os.getpid", lambda: -2)  # as in a worker gunicorn forked after loading
+    assert titles(results(client, "pasta")) == ["Cooking pasta"]
+    assert index._connection() is not inherited
+    assert titles(results(client, "generators")) == before
