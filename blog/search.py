@@ -139,16 +139,16 @@ class SearchIndex:
             db.executemany("DELETE FROM posts WHERE rowid = ?", [(self._indexed[url][0],) for url in stale])
             for url in stale:
                 self._posts.pop(self._indexed.pop(url)[0])
-            rows = []
-            for post in fresh:
-                rowid, self._next_rowid = self._next_rowid, self._next_rowid + 1
-                self._indexed[post.url] = (rowid, post)
-                self._posts[rowid] = post
-                rows.append((rowid, _indexed(post.title), _indexed(post.description),
-                             _indexed(plain_text(post.body, limit=len(post.body)))))
-            db.executemany("INSERT INTO posts (rowid, title, excerpt, body) VALUES (?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO posts (rowid, title, excerpt, body) VALUES (?, ?, ?, ?)",
+                           (self._row(post) for post in fresh))  # one post's text in memory at a time
         self._generation = snapshot.generation
         return stale | {post.url for post in fresh}
+
+    def _row(self, post: Post) -> tuple[int, str, str, str]:
+        rowid, self._next_rowid = self._next_rowid, self._next_rowid + 1
+        self._indexed[post.url] = (rowid, post)
+        self._posts[rowid] = post
+        return rowid, _indexed(post.title), _indexed(post.description), _indexed(plain_text(post.body, len(post.body)))
 
     def search(self, text: str, page_number: int, per_page: int) -> Results:
         """Return one page of the posts matching ``text``, best match first; 404 past the last page."""
