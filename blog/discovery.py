@@ -17,6 +17,7 @@ from blog.views import cacheable, store
 bp = Blueprint("discovery", __name__)
 
 SITEMAP_LIMIT = 50_000  # the sitemaps.org protocol's cap on URLs in one file
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
@@ -30,7 +31,7 @@ class SitemapEntry:
 
 def absolute_url(path: str) -> str:
     """Return the public URL of a site path (as url_for gives it), built on BLOG_URL."""
-    if "://" in path:
+    if has_scheme(path):
         return path
     if path.startswith("//"):  # scheme-relative: take the site's own scheme
         return current_app.config["BLOG_URL"].split("//", 1)[0] + path
@@ -40,14 +41,25 @@ def absolute_url(path: str) -> str:
     return current_app.config["BLOG_URL"] + "/" + path.lstrip("/")
 
 
+def has_scheme(url: str) -> bool:
+    """Tell whether ``url`` needs no base: https:, data:, mailto: and the like."""
+    return _SCHEME.match(url) is not None
+
+
 def post_url(post: Post) -> str:
     """Return a post's public, absolute URL."""
     return absolute_url(url_for("posts.detail", url=post.url[1:]))
 
 
 def cover_url(post: Post) -> str | None:
-    """Return a post's cover as an absolute URL, or None when it has none (or its file is missing)."""
-    return absolute_url(post.cover_url) if post.cover_url else None
+    """Return a post's cover as an absolute http(s) URL for feeds and share cards, or None.
+
+    None when it has no cover, its file is missing, or it is a data: URL that readers and previews ignore.
+    """
+    if not post.cover_url:
+        return None
+    url = absolute_url(post.cover_url)
+    return url if url.startswith(("https://", "http://")) else None
 
 
 def canonical_url() -> str:
@@ -89,11 +101,28 @@ def blog_posting(post: Post) -> dict[str, Any]:
     return data
 
 
+def web_site() -> dict[str, Any]:
+    """Return schema.org WebSite data for the home page, naming the search URL (a sitelinks search box)."""
+    site = current_app.config["BLOG_URL"] + "/"
+    return {
+        "@context": "https://schema.org",
+        "@type": "WebSite",
+        "name": current_app.config["BLOG_TITLE"],
+        "description": current_app.config["BLOG_DESCRIPTION"],
+        "url": site,
+        "potentialAction": {
+            "@type": "SearchAction",
+            "target": absolute_url(url_for("search.results")) + "?q={search_term_string}",
+            "query-input": "required name=search_term_string",
+        },
+    }
+
+
 @bp.app_context_processor
 def helpers() -> dict[str, Any]:
-    """Give every template the helpers for absolute, canonical and share URLs."""
+    """Give every template the helpers for absolute, canonical and share URLs and structured data."""
     return {"absolute_url": absolute_url, "canonical_url": canonical_url, "cover_url": cover_url,
-            "blog_posting": blog_posting}
+            "blog_posting": blog_posting, "web_site": web_site}
 
 
 def pages_of(count: int) -> int:
@@ -145,7 +174,8 @@ def sitemap() -> Response:
 @bp.route("/robots.txt")
 def robots() -> Response:
     """Tell crawlers where the sitemap is, and to leave search result pages alone."""
-    lines = ["User-agent: *", f"Disallow: {url_for('search.results')}", "",
+    # "/search?" and not "/search": a post at /search-tips/ must stay crawlable.
+    lines = ["User-agent: *", f"Disallow: {url_for('search.results')}?", "",
              f"Sitemap: {absolute_url(url_for('discovery.sitemap'))}", ""]
     response = cacheable("\n".join(lines))
     response.content_type = "text/plain; charset=utf-8"

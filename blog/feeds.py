@@ -15,7 +15,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from flask import Blueprint, Response, abort, current_app, render_template, url_for
 
 from blog.content import Group, Post
-from blog.discovery import absolute_url, cover_url, post_url, xml_text
+from blog.discovery import absolute_url, cover_url, has_scheme, post_url, xml_text
 from blog.views import cacheable, store
 
 bp = Blueprint("feeds", __name__)
@@ -30,7 +30,6 @@ _URL_ATTRIBUTE = re.compile(
     r"""(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>[^\s"'>]+))""",
     re.IGNORECASE,
 )
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def absolute_links(html: str, base: str) -> str:
 
     def absolute(url: str) -> str:
         url = url.strip()
-        if not url or _SCHEME.match(url):
+        if not url or has_scheme(url):
             return url
         if url.startswith("//"):
             return site.split("//", 1)[0] + url

@@ -77,6 +77,8 @@ def test_robots_txt_names_the_sitemap(site: Flask) -> None:
     assert robots.site_maps() == [f"{SITE}/sitemap.xml"]
     assert robots.can_fetch("*", f"{SITE}/posts/gens/")
     assert not robots.can_fetch("*", f"{SITE}/search?q=python")
+    # Crawlers match "?" literally (robotparser cannot tell): a post at /search-tips/ stays crawlable.
+    assert "Disallow: /search?" in response.get_data(as_text=True).splitlines()
 
 
 @pytest.mark.parametrize("path", ["/", "/page/2/", "/posts/gens/", "/archive/", "/tags/", "/categories/",
@@ -113,6 +115,18 @@ def test_post_has_blog_posting_json_ld(site: Flask) -> None:
     assert data["author"] == {"@type": "Person", "name": "Ada Lindqvist", "url": SITE + "/author/ada-lindqvist/"}
     assert data["image"] == "https://cdn.example.com/covers/gens.jpg"
     assert data["keywords"] == ["python", "performance"] and data["articleSection"] == ["Code"]
+
+
+def test_home_page_has_web_site_json_ld_with_search(site: Flask) -> None:
+    client = site.test_client()
+    scripts = page(client, "/").find_all("script", type="application/ld+json")
+    data = json.loads(scripts[0].string)
+    assert data["@type"] == "WebSite" and data["url"] == SITE + "/" and data["name"] == "Quire"
+    target = data["potentialAction"]["target"]
+    assert target == SITE + "/search?q={search_term_string}"
+    found = page(client, target.removeprefix(SITE).replace("{search_term_string}", "iterators"))
+    assert [link.get_text() for link in found.select(".search-hit .card-title a")] == ["Iterators"]
+    assert page(client, "/page/2/").find_all("script", type="application/ld+json") == []
 
 
 def test_json_ld_cannot_break_out_of_its_script(site: Flask) -> None:

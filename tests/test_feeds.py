@@ -143,6 +143,13 @@ def test_cover_is_the_entry_image(site: Flask, path: str) -> None:
         assert [(link.href, link.type) for link in entry.enclosures] == [(cover, "image/jpeg")]
 
 
+@pytest.mark.parametrize("path", FEED_PATHS)
+def test_data_url_cover_is_left_out_of_feeds(make_app: AppFactory, write_post: WritePost, path: str) -> None:
+    write_post("2024-01-01-a.md", "Text.", title="A", cover="data:image/png;base64,iVBORw0KGgo=")
+    entry = parse(make_app().test_client(), path).entries[0]
+    assert entry.get("enclosures", []) == [] and "image" not in entry
+
+
 def test_absolute_links_keep_a_path_prefix_in_blog_url(make_app: AppFactory, write_post: WritePost) -> None:
     write_post("2024-01-01-a.md", "[up](/about/) ![x](x.png)", title="A")
     feed = parse(make_app(BLOG_URL="https://example.com/blog").test_client(), "/feed.xml")
