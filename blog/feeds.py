@@ -12,11 +12,12 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-from flask import Blueprint, Response, abort, current_app, render_template, url_for
+from flask import Blueprint, Response, current_app, render_template, url_for
 
 from blog.content import Group, Post
+from blog.content.derived import shared_day_and_slug
 from blog.discovery import absolute_url, cover_url, has_scheme, post_url, xml_text
-from blog.views import cacheable, store
+from blog.views import cacheable, group_or_404, store
 
 bp = Blueprint("feeds", __name__)
 
@@ -63,10 +64,11 @@ class Feed:
 def entry_id(post: Post) -> str:
     """Return an id that survives edits: a tag: URI of the site's host, the post's date and slug.
 
-    An undated post's date is its file's modification time, which changes with every save, so its id
-    is its permalink instead.
+    Date and slug outlive a change of BLOG_PERMALINK, which would otherwise make every post new to
+    readers. An undated post's date is its file's modification time, which moves with every save, so
+    its id is its permalink; so is the id of a post sharing its day and slug with another.
     """
-    if not post.dated:
+    if not post.dated or (post.date.date(), post.slug) in shared_day_and_slug(store().snapshot):
         return post_url(post)
     host = urlsplit(current_app.config["BLOG_URL"]).hostname or "localhost"
     return f"tag:{host},{post.date:%Y-%m-%d}:{quote(post.slug, safe='')}"
@@ -87,8 +89,7 @@ def absolute_links(html: str, base: str) -> str:
         return urljoin(base, url)
 
     def replace(match: re.Match[str]) -> str:
-        value = match.group("dq") if match.group("dq") is not None else match.group("sq") \
-            if match.group("sq") is not None else match.group("bare")
+        value = next(found for found in match.group("dq", "sq", "bare") if found is not None)
         if match.group("name").lower() == "srcset":
             value = ", ".join(" ".join([absolute(candidate.split()[0]), *candidate.split()[1:]])
                               for candidate in value.split(",") if candidate.strip())
@@ -140,15 +141,6 @@ def group_feed(kind: str, group: Group) -> Feed:
              for name in ("feed.xml", "rss.xml", "feed.json")]
     return build_feed(f"{site}: {group.term.name}", f"{label} {group.term.name} on {site}", page_url,
                       links, group.posts)
-
-
-def group_or_404(kind: str, slug: str) -> Group:
-    """Return the category or tag at ``slug``, or abort with 404."""
-    snapshot = store().snapshot
-    group = (snapshot.categories if kind == "category" else snapshot.tags).get(slug)
-    if group is None:
-        abort(404)
-    return group
 
 
 def render_atom(feed: Feed) -> Response:
@@ -230,4 +222,5 @@ def json_feed() -> Response:
 def group(kind: str, slug: str, name: str) -> Response:
     """Serve one category's or tag's feed, in the format its file name says."""
     render = {"feed.xml": render_atom, "rss.xml": render_rss, "feed.json": render_json}[name]
-    return render(group_feed(kind, group_or_404(kind, slug)))
+    snapshot = store().snapshot
+    return render(group_feed(kind, group_or_404(snapshot.categories if kind == "category" else snapshot.tags, slug)))

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask.blueprints import BlueprintSetupState
 from markupsafe import Markup, escape
 
 from blog.content import Post, PostStore, Snapshot
@@ -189,7 +190,7 @@ def index() -> SearchIndex:
 
 
 @bp.record_once
-def _create_index(state) -> None:  # type: ignore[no-untyped-def]
+def _create_index(state: BlueprintSetupState) -> None:
     # One index per app (and so per worker process), made when the app registers this blueprint.
     state.app.extensions["quire.search"] = SearchIndex(state.app.extensions["quire"])
 

@@ -274,6 +274,8 @@ def test_every_corpus_feed_parses_and_every_entry_link_answers(corpus_client: Fl
         feed = parse(corpus_client, path)
         if feed.bozo:
             problems.append((path, repr(feed.bozo_exception)))
+        if len({entry.id for entry in feed.entries}) != len(feed.entries):
+            problems.append((path, "duplicate entry ids"))
         for entry in feed.entries:
             if not (entry.get("title") and entry.get("link") and entry.get("published_parsed") and entry.get("content")):
                 problems.append((path, entry.get("link"), "missing field"))
@@ -282,3 +284,14 @@ def test_every_corpus_feed_parses_and_every_entry_link_answers(corpus_client: Fl
     assert len(paths) > 30 and len(links) >= 20
     answers = {link: corpus_client.get(link.removeprefix(SITE)).status_code for link in sorted(links)}
     assert {link: status for link, status in answers.items() if status != 200} == {}
+
+
+def test_posts_sharing_a_day_and_slug_get_distinct_ids(make_app: AppFactory, write_post: WritePost) -> None:
+    write_post("a/2024-01-01-notes.md", "A.", title="Notes A", categories="a")
+    write_post("b/2024-01-01-notes.md", "B.", title="Notes B", categories="b")
+    write_post("2024-01-02-other.md", "C.", title="Other")
+    client = make_app(BLOG_PERMALINK="/:categories/:slug/").test_client()
+    for path in FEED_PATHS:
+        ids = {entry.title: entry.id for entry in parse(client, path).entries}
+        assert ids == {"Other": "tag:blog.example.com,2024-01-02:other", "Notes A": f"{SITE}/a/notes/",
+                       "Notes B": f"{SITE}/b/notes/"}

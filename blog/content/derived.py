@@ -54,6 +54,16 @@ def _related(snapshot: Snapshot, post: Post, n: int) -> tuple[Post, ...]:
     return tuple(ranked[:n])
 
 
+def shared_day_and_slug(snapshot: Snapshot) -> frozenset[tuple[dt.date, str]]:
+    """Return the (date, slug) pairs that more than one public post has, so feed ids can tell them apart."""
+    memo = _memo(snapshot)
+    found = memo.get("shared_day_and_slug")
+    if found is None:
+        seen = Counter((post.date.date(), post.slug) for post in snapshot.posts)
+        found = memo["shared_day_and_slug"] = frozenset(key for key, count in seen.items() if count > 1)
+    return found
+
+
 def archive(snapshot: Snapshot, zone: dt.tzinfo) -> tuple[Year, ...]:
     """Return every public post grouped by year and month (in ``zone``), newest first."""
     memo = _memo(snapshot)
