@@ -168,6 +168,7 @@ class SearchIndex:
             shown = ranked[(page_number - 1) * per_page:page_number * per_page]
             marked: dict[int, tuple[str, str, str]] = {}
             if shown:
+                # Snippets only for this page's rows; the bare "?"s of the IN list number on from ?4.
                 marks = ", ".join("?" * len(shown))
                 marked = {rowid: (title, body, excerpt) for rowid, title, body, excerpt in db.execute(
                     f"SELECT rowid, highlight(posts, 0, ?1, ?2), snippet(posts, 2, ?1, ?2, '…', ?3), "
@@ -175,7 +176,6 @@ class SearchIndex:
                     (_OPEN, _CLOSE, SNIPPET_TOKENS, query, *shown))}
             hits = tuple(self._hit(rowid, *marked[rowid]) for rowid in shown)
         return Results(text, hits, page_number, pages, len(ranked), per_page)
-
 
     def _hit(self, rowid: int, title: str, body: str, excerpt: str) -> Hit:
         post = self._posts[rowid]
