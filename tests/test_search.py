@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -185,3 +191,38 @@ def test_a_forked_worker_builds_its_own_index(corpus: Flask, monkeypatch: pytest
     assert titles(results(client, "pasta")) == ["Cooking pasta"]
     assert index._connection() is not inherited
     assert titles(results(client, "generators")) == before
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _titles_at(url: str) -> list[str] | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return titles(BeautifulSoup(response.read(), "html.parser"))
+    except OSError:
+        return None
+
+
+@pytest.mark.slow
+def test_every_gunicorn_worker_searches_and_follows_changes(write_post: WritePost, posts_dir: Path) -> None:
+    # The shipped config preloads the app in the master and forks three workers: each must build its own index.
+    write_post("2024-01-01-first.md", "A wombat lives here.", title="First")
+    port = _free_port()
+    env = {**os.environ, "BLOG_POSTS_DIR": str(posts_dir), "PORT": str(port), "WEB_CONCURRENCY": "3"}
+    root = Path(__file__).resolve().parent.parent
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=root,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/search?q=wombat"
+    try:
+        eventually(lambda: _titles_at(url) is not None, timeout=20)
+        assert [_titles_at(url) for _ in range(12)] == [["First"]] * 12
+        write_post("2024-01-02-second.md", "Another wombat.", title="Second")
+        eventually(lambda: all(sorted(_titles_at(url) or []) == ["First", "Second"] for _ in range(12)))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        _, errors = server.communicate(timeout=20)
+    assert b"Traceback" not in errors, errors.decode()
