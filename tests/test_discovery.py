@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from urllib.parse import quote
 from urllib.robotparser import RobotFileParser
 
 import pytest
@@ -46,6 +47,7 @@ def site(make_app: AppFactory, write_post: WritePost) -> Flask:
 
 def test_sitemap_is_valid_and_lists_every_public_page(site: Flask, write_post: WritePost) -> None:
     write_post("_drafts/secret.md", "Draft.", title="Secret")
+    write_post("2024-02-05-café-ünï.md", "Accents.", title="Café")
     site.extensions["quire"].load()
     response = site.test_client().get("/sitemap.xml")
     assert response.mimetype == "application/xml" and response.headers["Cache-Control"].startswith("public")
@@ -57,8 +59,9 @@ def test_sitemap_is_valid_and_lists_every_public_page(site: Flask, write_post: W
     expected = {"/", "/page/2/", "/page/3/", "/archive/", "/categories/", "/tags/",
                 "/category/code/", "/category/code/page/2/", "/category/other/", "/tag/python/", "/tag/python/page/2/",
                 "/tag/performance/", "/tag/life/", "/author/ada-lindqvist/", *(post.url for post in snapshot.posts)}
-    assert set(entries) == {SITE + path for path in expected}
+    assert set(entries) == {SITE + quote(path) for path in expected}
     assert not any("secret" in loc for loc in entries)
+    assert SITE + "/posts/caf%C3%A9-%C3%BCn%C3%AF/" in entries and all(loc.isascii() for loc in entries)
     assert dt.datetime.fromisoformat(entries[SITE + "/posts/gens/"]) == dt.datetime(2024, 6, 1, 12, tzinfo=dt.timezone.utc)
     assert entries[SITE + "/"] == entries[SITE + "/posts/gens/"]  # the home page changed when its newest post did
     for loc in entries:
