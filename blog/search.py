@@ -49,6 +49,7 @@ class Results:
     pages: int
     total: int
     per_page: int
+    partial: bool = False  # no post has every term: these have some of them
 
     @property
     def start(self) -> int:
@@ -66,12 +67,12 @@ class Results:
         return self.number < self.pages
 
 
-def fts_query(text: str) -> str | None:
+def fts_query(text: str, any_term: bool = False) -> str | None:
     """Return a safe FTS5 query for what a reader typed, or None when nothing in it can be searched.
 
     Every word becomes a quoted string, so FTS5 operators, column filters and stray punctuation are
     just text; a pair of double quotes makes a phrase, an unpaired quote is ignored, and a word
-    ending in ``*`` matches as a prefix. All terms must match.
+    ending in ``*`` matches as a prefix. All terms must match, or any of them with ``any_term``.
     """
     pieces = text[:MAX_QUERY_CHARS].split('"')
     if len(pieces) % 2 == 0:  # an odd number of quotes: the last one opens nothing
@@ -84,7 +85,7 @@ def fts_query(text: str) -> str | None:
             if words:
                 prefix = " *" if chunk.rstrip().endswith("*") else ""
                 terms.append('"' + " ".join(words) + '"' + prefix)
-    return " ".join(terms[:MAX_QUERY_TERMS]) or None
+    return (" OR " if any_term else " ").join(terms[:MAX_QUERY_TERMS]) or None
 
 
 def _safe(text: str) -> Markup:
@@ -152,30 +153,44 @@ class SearchIndex:
         return rowid, _indexed(post.title), _indexed(post.description), _indexed(plain_text(post.body, len(post.body)))
 
     def search(self, text: str, page_number: int, per_page: int) -> Results:
-        """Return one page of the posts matching ``text``, best match first; 404 past the last page."""
+        """Return one page of the posts matching ``text``, best match first; 404 past the last page.
+
+        When no post has every term, the posts with any of them are shown instead (marked partial),
+        so a query with one stray word still finds something.
+        """
         query = fts_query(text)
         if query is None:
             return Results(text, (), 1, 1, 0, per_page)
         with self._lock:
             self._sync(self.store.snapshot)
-            db = self._connection()
-            ranked = [rowid for (rowid,) in db.execute(
-                "SELECT rowid FROM posts WHERE posts MATCH ? ORDER BY bm25(posts, ?, ?, ?)",
-                (query, TITLE_WEIGHT, EXCERPT_WEIGHT, BODY_WEIGHT))]
+            ranked = self._ranked(query)
+            partial = False
+            if not ranked:
+                fallback = fts_query(text, any_term=True)
+                if fallback != query:
+                    query, ranked, partial = fallback, self._ranked(fallback), True
             pages = max(1, math.ceil(len(ranked) / per_page))
             if page_number > pages:
                 abort(404)
             shown = ranked[(page_number - 1) * per_page:page_number * per_page]
-            marked: dict[int, tuple[str, str, str]] = {}
-            if shown:
-                # Snippets only for this page's rows; the bare "?"s of the IN list number on from ?4.
-                marks = ", ".join("?" * len(shown))
-                marked = {rowid: (title, body, excerpt) for rowid, title, body, excerpt in db.execute(
-                    f"SELECT rowid, highlight(posts, 0, ?1, ?2), snippet(posts, 2, ?1, ?2, '…', ?3), "
-                    f"snippet(posts, 1, ?1, ?2, '…', ?3) FROM posts WHERE posts MATCH ?4 AND rowid IN ({marks})",
-                    (_OPEN, _CLOSE, SNIPPET_TOKENS, query, *shown))}
-            hits = tuple(self._hit(rowid, *marked[rowid]) for rowid in shown)
-        return Results(text, hits, page_number, pages, len(ranked), per_page)
+            hits = self._hits(query, shown)
+        return Results(text, hits, page_number, pages, len(ranked), per_page, partial and bool(ranked))
+
+    def _ranked(self, query: str) -> list[int]:
+        return [rowid for (rowid,) in self._connection().execute(
+            "SELECT rowid FROM posts WHERE posts MATCH ? ORDER BY bm25(posts, ?, ?, ?)",
+            (query, TITLE_WEIGHT, EXCERPT_WEIGHT, BODY_WEIGHT))]
+
+    def _hits(self, query: str, shown: list[int]) -> tuple[Hit, ...]:
+        if not shown:
+            return ()
+        # Snippets only for this page's rows; the bare "?"s of the IN list number on from ?4.
+        marks = ", ".join("?" * len(shown))
+        marked = {rowid: (title, body, excerpt) for rowid, title, body, excerpt in self._connection().execute(
+            f"SELECT rowid, highlight(posts, 0, ?1, ?2), snippet(posts, 2, ?1, ?2, '…', ?3), "
+            f"snippet(posts, 1, ?1, ?2, '…', ?3) FROM posts WHERE posts MATCH ?4 AND rowid IN ({marks})",
+            (_OPEN, _CLOSE, SNIPPET_TOKENS, query, *shown))}
+        return tuple(self._hit(rowid, *marked[rowid]) for rowid in shown)
 
     def _hit(self, rowid: int, title: str, body: str, excerpt: str) -> Hit:
         post = self._posts[rowid]

@@ -68,6 +68,14 @@ def test_phrase_query_needs_the_words_together(corpus: Flask) -> None:
     assert titles(results(client, '"lazy evaluation"')) == ["Lazy evaluation"]
 
 
+def test_when_no_post_has_every_word_posts_with_some_are_shown(corpus: Flask) -> None:
+    page = results(corpus.test_client(), "generators zeppelin")
+    assert page.select_one(".lede").get_text(" ", strip=True).startswith("No post has all of generators zeppelin")
+    assert titles(page)[0] == "Python generators explained" and len(titles(page)) == 4
+    assert titles(results(corpus.test_client(), "zeppelin")) == []
+    assert "match" in results(corpus.test_client(), "lazy generators").select_one(".lede").get_text()
+
+
 def test_prefix_query(corpus: Flask) -> None:
     client = corpus.test_client()
     assert "Python generators explained" in titles(results(client, "gener*"))
@@ -113,6 +121,7 @@ def test_any_input_gives_a_normal_results_page(corpus: Flask, query: str) -> Non
     ("gener*", '"gener" *'),
     ('"lazy eval*"', '"lazy eval" *'),
     ("NOT x OR y", '"NOT" "x" "OR" "y"'),
+    ('x "a b" c*', '"x" "a b" "c" *'),
     ("e-mail", '"e mail"'),
     ("title:foo", '"title foo"'),
     ('"" * ()', None),
@@ -120,6 +129,11 @@ def test_any_input_gives_a_normal_results_page(corpus: Flask, query: str) -> Non
 ])
 def test_queries_become_quoted_fts_terms(typed: str, expected: str | None) -> None:
     assert fts_query(typed) == expected
+
+
+def test_any_term_query_joins_the_same_terms_with_or() -> None:
+    assert fts_query('x "a b" c*', any_term=True) == '"x" OR "a b" OR "c" *'
+    assert fts_query("solo", any_term=True) == fts_query("solo")
 
 
 def test_pagination(make_app: AppFactory, write_post: WritePost) -> None:
