@@ -25,6 +25,8 @@ ATOM_TYPE = "application/atom+xml; charset=utf-8"
 RSS_TYPE = "application/rss+xml; charset=utf-8"
 JSON_FEED_TYPE = "application/feed+json; charset=utf-8"
 
+# Start tags only: text (code samples included) has its "<" escaped, so an example tag is never rewritten.
+_START_TAG = re.compile(r"""<[a-zA-Z][^\s/>]*(?:[^<>"']|"[^"]*"|'[^']*')*>""")
 # Attributes whose value is a URL (srcset: a list of them); quoted either way or bare, as authors write raw HTML.
 _URL_ATTRIBUTE = re.compile(
     r"""(?P<lead>\s(?P<name>href|src|poster|srcset|cite|data)\s*=\s*)"""
@@ -98,7 +100,7 @@ def absolute_links(html: str, base: str) -> str:
         quote_mark = "'" if match.group("sq") is not None else '"'
         return f"{match.group('lead')}{quote_mark}{value}{quote_mark}"
 
-    return _URL_ATTRIBUTE.sub(replace, html)
+    return _START_TAG.sub(lambda tag: _URL_ATTRIBUTE.sub(replace, tag.group()), html)
 
 
 def make_entry(post: Post) -> Entry:

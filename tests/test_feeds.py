@@ -150,6 +150,15 @@ def test_data_url_cover_is_left_out_of_feeds(make_app: AppFactory, write_post: W
     assert entry.get("enclosures", []) == [] and "image" not in entry
 
 
+def test_links_shown_in_code_are_left_alone(make_app: AppFactory, write_post: WritePost) -> None:
+    code = '<a href=/docs/>docs</a> <img src="pic.png" title="a > b">'
+    write_post("2024-01-01-a.md", f"Write `{code}` or:\n\n    {code}\n\n<a title='x > y' href=up/>real</a>", title="A")
+    feed = parse(make_app().test_client(), "/feed.json")
+    content = BeautifulSoup(feed.entries[0].content[0].value, "html.parser")
+    assert [block.get_text() for block in content.find_all("code")] == [code, code + "\n"]
+    assert [link["href"] for link in content.find_all("a")] == [f"{SITE}/posts/a/up/"]
+
+
 def test_absolute_links_keep_a_path_prefix_in_blog_url(make_app: AppFactory, write_post: WritePost) -> None:
     write_post("2024-01-01-a.md", "[up](/about/) ![x](x.png)", title="A")
     feed = parse(make_app(BLOG_URL="https://example.com/blog").test_client(), "/feed.xml")
