@@ -1,4 +1,4 @@
-"""Discovery: the sitemap against its schema, robots.txt, canonical and share meta, JSON-LD, archive and related posts."""
+"""Discovery: sitemap against its schema, robots.txt, canonical and share meta, JSON-LD, archive, related posts."""
 
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ def test_sitemap_is_valid_and_lists_every_public_page(site: Flask, write_post: W
     assert set(entries) == {SITE + quote(path) for path in expected}
     assert not any("secret" in loc for loc in entries)
     assert SITE + "/posts/caf%C3%A9-%C3%BCn%C3%AF/" in entries and all(loc.isascii() for loc in entries)
-    assert dt.datetime.fromisoformat(entries[SITE + "/posts/gens/"]) == dt.datetime(2024, 6, 1, 12, tzinfo=dt.timezone.utc)
+    edited = dt.datetime(2024, 6, 1, 12, tzinfo=dt.timezone.utc)
+    assert dt.datetime.fromisoformat(entries[SITE + "/posts/gens/"]) == edited
     assert entries[SITE + "/"] == entries[SITE + "/posts/gens/"]  # the home page changed when its newest post did
     for loc in entries:
         assert site.test_client().get(loc.removeprefix(SITE)).status_code == 200, loc
@@ -161,12 +162,14 @@ def test_archive_groups_every_post_by_year_and_month_with_counts(site: Flask) ->
     years = [(section.h2.contents[0].strip(), section.h2.select_one(".count").get_text())
              for section in archive.select(".archive-year")]
     assert years == [("2024", "5 posts"), ("2023", "2 posts")]
-    months = [(heading.contents[0].strip(), heading.select_one(".count").get_text()) for heading in archive.select("h3")]
+    months = [(heading.contents[0].strip(), heading.select_one(".count").get_text())
+              for heading in archive.select("h3")]
     assert months == [("February 2024", "3 posts"), ("January 2024", "2 posts"), ("December 2023", "1 post"),
                       ("November 2023", "1 post")]
     listed = [link.get_text() for link in archive.select(".archive-list a")]
     assert listed == [HOSTILE_TITLE, "Cats", "Async", "Iterators", "Generators", "Winter", "Old post"]
-    assert all(item.select_one(".reading-time").get_text() == "1 min read" for item in archive.select(".archive-list li"))
+    items = archive.select(".archive-list li")
+    assert all(item.select_one(".reading-time").get_text() == "1 min read" for item in items)
 
 
 def test_archive_months_follow_the_site_time_zone(make_app: AppFactory, write_post: WritePost) -> None:
@@ -192,7 +195,8 @@ def test_related_posts_are_computed_once_per_snapshot(site: Flask, write_post: W
     write_post("2024-03-01-newer.md", "New.", title="Newer", tags=["python", "performance"], categories="Code")
     store.load()
     fresh = store.snapshot
-    assert [other.title for other in related(fresh, fresh.by_url["/posts/gens/"], 3)] == ["Newer", "Iterators", "Old post"]
+    found = related(fresh, fresh.by_url["/posts/gens/"], 3)
+    assert [other.title for other in found] == ["Newer", "Iterators", "Old post"]
 
 
 def test_reading_time_on_posts_and_listings(make_app: AppFactory, write_post: WritePost) -> None:
