@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := chromium nginx wrk default-jre-headless
 
-.PHONY: run test test-fast bench bench-full check clean system-deps
+.PHONY: run test test-fast bench bench-short check clean system-deps
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -44,6 +44,9 @@ check: $(VENV)/.runtime
 
 bench: $(VENV)/.dev system-deps
 	$(BIN)/python bench/run.py
+
+bench-short: $(VENV)/.dev system-deps
+	$(BIN)/python bench/run.py --short
 
 clean:
 	rm -rf $(VENV) .pytest_cache
