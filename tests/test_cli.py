@@ -1,10 +1,21 @@
-"""The ``flask blog`` commands: check reports every problem per file, list prints the posts."""
+"""The ``flask blog`` commands: new writes posts, check lints the site (text and JSON), list prints the posts."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-from tests.conftest import AppFactory, WritePost
+import pytest
+import yaml
+
+from blog import lint
+from tests.conftest import SEED, AppFactory, WritePost
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_check_clean_site_exits_zero(make_app: AppFactory, write_post: WritePost) -> None:
@@ -42,3 +53,166 @@ def test_list_prints_date_url_and_title(make_app: AppFactory, write_post: WriteP
     result = make_app().test_cli_runner().invoke(args=["blog", "list"])
     assert result.exit_code == 0
     assert result.output.splitlines() == ["2021-06-02  /posts/two/  Two", "2020-01-01  /posts/one/  One"]
+
+
+# new ---------------------------------------------------------------------------------------------------------
+
+
+def test_new_writes_a_dated_post_with_front_matter(make_app: AppFactory, posts_dir: Path) -> None:
+    app = make_app()
+    result = app.test_cli_runner().invoke(
+        args=["blog", "new", "Hello, World: Again!", "--category", "Web Dev", "--tag", "python", "--tag", "flask"])
+    assert result.exit_code == 0, result.output
+    today = dt.datetime.now(dt.timezone.utc).date()
+    written = posts_dir / f"{today:%Y-%m-%d}-hello-world-again.md"
+    assert result.output.splitlines() == [str(written), "https://blog.example.com/posts/hello-world-again/"]
+    meta = yaml.safe_load(written.read_text(encoding="utf-8").split("---\n")[1])
+    assert meta["title"] == "Hello, World: Again!"
+    assert meta["categories"] == ["Web Dev"] and meta["tags"] == ["python", "flask"]
+    assert "published" not in meta
+    assert app.test_client().get("/posts/hello-world-again/").status_code == 200
+
+
+def test_new_draft_is_unpublished_and_names_its_preview_url(make_app: AppFactory, posts_dir: Path) -> None:
+    app = make_app(BLOG_PERMALINK="date", BLOG_PREVIEW_TOKEN="s3cret-token-for-tests")
+    result = app.test_cli_runner().invoke(args=["blog", "new", "Work in progress", "--draft"])
+    assert result.exit_code == 0, result.output
+    path = Path(result.output.splitlines()[0])
+    assert path.parent == posts_dir
+    assert yaml.safe_load(path.read_text(encoding="utf-8").split("---\n")[1])["published"] is False
+    today = dt.datetime.now(dt.timezone.utc).date()
+    url = f"https://blog.example.com/{today:%Y/%m/%d}/work-in-progress.html"
+    assert result.output.splitlines()[1].startswith(url + " (a draft")
+    assert result.output.splitlines()[2] == f"preview: {url}?preview=s3cret-token-for-tests"
+    assert app.test_client().get(url.removeprefix("https://blog.example.com")).status_code == 404
+
+
+@pytest.mark.parametrize("title", ["", "   ", "!!!"])
+def test_new_refuses_titles_without_a_slug(make_app: AppFactory, posts_dir: Path, title: str) -> None:
+    result = make_app().test_cli_runner().invoke(args=["blog", "new", title])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot make a file name from the title")
+    assert list(posts_dir.iterdir()) == []
+
+
+def test_new_refuses_to_overwrite(make_app: AppFactory, posts_dir: Path) -> None:
+    runner = make_app().test_cli_runner()
+    first = runner.invoke(args=["blog", "new", "Same title"])
+    path = Path(first.output.splitlines()[0])
+    path.write_text("---\ntitle: Mine\n---\nkeep me\n", encoding="utf-8")
+    second = runner.invoke(args=["blog", "new", "Same title"])
+    assert second.exit_code == 1
+    assert second.output.strip() == f"Error: {path} already exists; pick another title or edit that file"
+    assert path.read_text(encoding="utf-8").endswith("keep me\n")
+
+
+def test_python_dash_m_blog_runs_the_same_commands(posts_dir: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "BLOG_POSTS_DIR": str(posts_dir), "BLOG_WATCH": "off"}
+    made = subprocess.run([sys.executable, "-m", "blog", "new", "From the shell"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert Path(made.stdout.splitlines()[0]).is_file()
+    listed = subprocess.run([sys.executable, "-m", "blog", "list"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert listed.returncode == 0 and listed.stdout.split()[1:] == ["/posts/from-the-shell/", "From", "the", "shell"]
+
+
+# check --------------------------------------------------------------------------------------------------------
+
+MOJIBAKE = "It reached the Pearl of the Orient\u00e2\u20ac\u201dHong Kong, caf\u00c3\u00a9 included."
+
+
+def _check_json(make_app: AppFactory, *args: str) -> tuple[int, dict]:
+    result = make_app().test_cli_runner().invoke(args=["blog", "check", "--format", "json", *args])
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_check_json_follows_the_documented_schema(make_app: AppFactory, write_post: WritePost) -> None:
+    write_post("2020-01-01-broken.md", raw="---\ntitle: ok\ndate: [oops\n---\n")
+    write_post("2020-01-02-fine.md", title="Fine")
+    write_post("2020-01-03-garbled.md", MOJIBAKE, title="Garbled")
+    code, report = _check_json(make_app)
+    assert code == 1
+    assert set(report) == {"version", "problems", "summary"} and report["version"] == 1
+    for problem in report["problems"]:
+        assert set(problem) == {"file", "line", "column", "severity", "code", "message"}
+        assert problem["severity"] in {"error", "warning", "info"}
+        assert isinstance(problem["line"], (int, type(None))) and isinstance(problem["column"], (int, type(None)))
+    broken = next(problem for problem in report["problems"] if problem["file"] == "2020-01-01-broken.md")
+    assert (broken["line"], broken["column"], broken["severity"], broken["code"]) == (4, 1, "error", "unreadable")
+    garbled = next(problem for problem in report["problems"] if problem["code"] == "mojibake")
+    assert (garbled["file"], garbled["line"], garbled["column"]) == ("2020-01-03-garbled.md", 5, 35)
+    assert report["summary"] == {"files": 3, "posts": 2, "clean_files": 1, "errors": 1, "warnings": 1, "infos": 0}
+
+
+def test_check_json_of_a_clean_site_exits_zero(make_app: AppFactory, write_post: WritePost) -> None:
+    write_post("2020-01-02-fine.md", "See [the other](/posts/other/) and [home](/).", title="Fine")
+    write_post("2020-01-03-other.md", title="Other")
+    assert _check_json(make_app) == (0, {
+        "version": 1, "problems": [],
+        "summary": {"files": 2, "posts": 2, "clean_files": 2, "errors": 0, "warnings": 0, "infos": 0}})
+
+
+def test_check_finds_the_seed_posts_mojibake() -> None:
+    lines = [line for line in SEED.read_text(encoding="utf-8").split("\n")]
+    found = lint.mojibake_problems("seed.md", SEED.read_text(encoding="utf-8"))
+    assert [(problem.line, problem.code) for problem in found] == [(9, "mojibake")]
+    assert lines[8][found[0].column - 1:].startswith("\u00e2\u20ac\u201dHong Kong")
+
+
+def test_check_fix_repairs_mojibake_atomically_with_a_backup(make_app: AppFactory, write_post: WritePost,
+                                                             posts_dir: Path) -> None:
+    path = write_post("2020-01-03-garbled.md", raw=f"---\r\ntitle: Garbled\r\n---\r\n{MOJIBAKE}\r\nFine line.\r\n")
+    original = path.read_bytes()
+    app = make_app()
+    result = app.test_cli_runner().invoke(args=["blog", "check", "--fix"])
+    assert result.exit_code == 0, result.output
+    assert "2020-01-03-garbled.md: fixed mojibake on 1 line (original kept as 2020-01-03-garbled.md~)" in result.output
+    assert "[mojibake]" not in result.output
+    assert path.read_bytes() == original.replace(
+        MOJIBAKE.encode(), "It reached the Pearl of the Orient\u2014Hong Kong, caf\u00e9 included.".encode())
+    assert (posts_dir / "2020-01-03-garbled.md~").read_bytes() == original
+    assert sorted(entry.name for entry in posts_dir.iterdir()) == ["2020-01-03-garbled.md", "2020-01-03-garbled.md~"]
+    assert len(app.extensions["quire"].snapshot.posts) == 1  # the backup is not a second post
+    again = make_app().test_cli_runner().invoke(args=["blog", "check", "--fix"])
+    assert again.exit_code == 0 and "fixed" not in again.output
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "target"),
+    [
+        ("[gone](/posts/nowhere/)", "broken-link", "/posts/nowhere/"),
+        ("![pic](/assets/missing.png)", "broken-image", "/assets/missing.png"),
+        ('<img src="/static/css/nope.css">', "broken-image", "/static/css/nope.css"),
+        ("[tag](/tag/unknown/)", "broken-link", "/tag/unknown/"),
+        ("[abs](https://blog.example.com/posts/absent/)", "broken-link", "https://blog.example.com/posts/absent/"),
+    ],
+)
+def test_check_reports_internal_links_that_point_nowhere(make_app: AppFactory, write_post: WritePost,
+                                                         body: str, code: str, target: str) -> None:
+    write_post("2020-01-03-links.md", f"Intro.\n\nSee {body} now.", title="Links", tags=["known"])
+    code_, report = _check_json(make_app)
+    assert code_ == 1
+    assert [(p["file"], p["line"], p["code"], p["message"]) for p in report["problems"]] == [
+        ("2020-01-03-links.md", 9, code, f"{code.split('-')[1]} to {target} points nowhere on this site")]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["[post](/posts/other/)", "[slashless](/posts/other)", "[css](/static/css/site.css?v=1)", "[home](/)",
+     "[tag](/tag/known/)", "[feed](/feed.xml)", "[anchor](#top)", "[external](https://example.org/x)",
+     "[mail](mailto:a@example.org)", "[page](/page/1/)", "[search](/search?q=x)"],
+)
+def test_check_accepts_links_that_resolve(make_app: AppFactory, write_post: WritePost, body: str) -> None:
+    write_post("2020-01-03-links.md", f"See {body}.", title="Links", tags=["known"])
+    write_post("2020-01-04-other.md", title="Other")
+    assert _check_json(make_app)[1]["problems"] == []
+
+
+def test_check_warns_about_very_large_files(make_app: AppFactory, write_post: WritePost) -> None:
+    write_post("2020-01-03-big.md", "word " * 6_000, title="Big")
+    write_post("2020-01-04-huge.md", "word " * 30_000, title="Huge")
+    result = make_app(BLOG_MAX_POST_SIZE="100KB").test_cli_runner().invoke(args=["blog", "check", "--format", "json"])
+    report = json.loads(result.stdout)
+    assert result.exit_code == 1
+    assert [(p["file"], p["code"], p["severity"]) for p in report["problems"]] == [
+        ("2020-01-03-big.md", "large-file", "warning"), ("2020-01-04-huge.md", "unreadable", "error")]

@@ -1,0 +1,219 @@
+"""Whole-site checks for ``blog check``: mojibake, very large files, and internal links that point nowhere."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from urllib.parse import unquote, urlsplit
+
+from flask import Flask
+
+from blog.content import Post, PostStore
+from blog.content.store import Problem
+
+LARGE_FILE_FRACTION = 4  # warn once a file passes a quarter of BLOG_MAX_POST_SIZE: it is on its way to the limit
+BACKUP_SUFFIX = "~"  # the loader ignores names ending in '~', so a backup is never served as a second post
+
+
+@dataclass(frozen=True)
+class Repair:
+    """Mojibake fixed in one file: how many lines changed and where the original was kept."""
+
+    source: str
+    lines: int
+    backup: str
+
+
+def lint(app: Flask) -> list[Problem]:
+    """Return the store's problems and the whole-site ones, sorted by file, line and column."""
+    store: PostStore = app.extensions["quire"]
+    found = list(store.problems())
+    for relative, text, size in _post_files(store):
+        found.extend(_size_problems(relative, size, store.settings["BLOG_MAX_POST_SIZE"]))
+        if text is not None:
+            found.extend(mojibake_problems(relative, text))
+    found.extend(link_problems(app))
+    return sorted(found, key=lambda problem: (problem.source, problem.line or 0, problem.column or 0, problem.code))
+
+
+def mojibake_problems(relative: str, text: str) -> list[Problem]:
+    """Return one warning per line of ``text`` that ftfy can repair (UTF-8 read as cp1252 and the like)."""
+    import ftfy  # about 0.2 s to import; only check needs it, not every worker
+
+    found = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        fixed = ftfy.fix_encoding(line)
+        if fixed != line:
+            column = next((index for index, (a, b) in enumerate(zip(line, fixed)) if a != b), 0) + 1
+            start = column - 1
+            sample = line[start:start + 12].split(" ")[0] or line[start:start + 3]
+            found.append(Problem(relative, "warning", "mojibake",
+                                 f"garbled text {sample!r} (mis-decoded UTF-8); `blog check --fix` repairs it",
+                                 number, column))
+    return found
+
+
+def fix_mojibake(store: PostStore) -> list[Repair]:
+    """Repair mojibake in every post file in place, atomically, keeping the original as ``name~``."""
+    import ftfy  # about 0.2 s to import; only check needs it, not every worker
+
+    repairs = []
+    for relative, text, _ in _post_files(store):
+        if text is None:
+            continue
+        lines = text.split("\n")
+        fixed = [ftfy.fix_encoding(line) for line in lines]
+        changed = sum(a != b for a, b in zip(lines, fixed))
+        if not changed:
+            continue
+        path = os.path.join(store.pages.root, relative)
+        original = _read_bytes(path)
+        bom = b"\xef\xbb\xbf" if original.startswith(b"\xef\xbb\xbf") else b""
+        _replace_atomically(path + BACKUP_SUFFIX, original, like=path)
+        _replace_atomically(path, bom + "\n".join(fixed).encode("utf-8"), like=path)
+        repairs.append(Repair(relative, changed, relative + BACKUP_SUFFIX))
+    return repairs
+
+
+def _replace_atomically(path: str, data: bytes, like: str | None = None) -> None:
+    folder, name = os.path.split(path)
+    # A dot-name in the same folder: the loader and watcher skip it, and os.replace stays on one file system.
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if like is not None:
+            os.chmod(temporary, os.stat(like).st_mode & 0o7777)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _post_files(store: PostStore) -> Iterator[tuple[str, str | None, int]]:
+    """Yield (relative path, text or None when undecodable or too large, size) of every post file."""
+    limit = store.settings["BLOG_MAX_POST_SIZE"]
+    for relative, status in store.pages.walk():
+        text = None
+        if status.st_size <= limit:
+            try:
+                data = _read_bytes(os.path.join(store.pages.root, relative))
+                text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")  # line ends kept: --fix writes them back
+            except (OSError, UnicodeDecodeError):
+                text = None  # reported by the store as unreadable
+        yield relative, text, status.st_size
+
+
+def _size_problems(relative: str, size: int, limit: int) -> list[Problem]:
+    if limit // LARGE_FILE_FRACTION < size <= limit:
+        return [Problem(relative, "warning", "large-file",
+                        f"file is {size:,} bytes, over a quarter of BLOG_MAX_POST_SIZE ({limit:,}); "
+                        "split it or raise the limit before it stops being served")]
+    return []
+
+
+class _LinkCollector(HTMLParser):
+    """Collect the href and src values of a rendered post body."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in {"href", "src"} and value:
+                self.links.append((tag, value))
+
+
+def links_of(html: str) -> list[tuple[str, str]]:
+    """Return (tag, URL) of every href and src in an HTML fragment."""
+    collector = _LinkCollector()
+    collector.feed(html)
+    collector.close()
+    return collector.links
+
+
+def link_problems(app: Flask) -> list[Problem]:
+    """Return an error for every internal link or image in a post body that answers 404 (or worse)."""
+    store: PostStore = app.extensions["quire"]
+    snapshot = store.snapshot
+    resolver = LinkResolver(app)
+    found = []
+    for post in _all_posts(snapshot.by_url.values(), snapshot.hidden_by_url.values()):
+        for tag, target in dict.fromkeys(links_of(post.html)):  # each broken target once per post
+            path = resolver.internal_path(target)
+            if path is None or resolver.resolves(path):
+                continue
+            kind = "image" if tag == "img" else "link"
+            line, column = _locate(post, target)
+            found.append(Problem(post.source, "error", f"broken-{kind}",
+                                 f"{kind} to {target} points nowhere on this site", line, column))
+    return found
+
+
+def _all_posts(*groups: Iterable[Post]) -> Iterator[Post]:
+    seen = set()
+    for group in groups:
+        for post in group:
+            if post.source not in seen:
+                seen.add(post.source)
+                yield post
+
+
+def _locate(post: Post, target: str) -> tuple[int | None, int | None]:
+    """Return the file line and column where ``target`` is written in the post's body, if it is."""
+    index = post.body.find(target)
+    if index < 0:
+        return None, None
+    body_line = post.page.source.body_line
+    line = post.body.count("\n", 0, index)
+    column = index - (post.body.rfind("\n", 0, index) + 1) + 1
+    return body_line + line, column
+
+
+class LinkResolver:
+    """Tell whether a site path is served: a post, a static file, or any route answering below 400."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.store: PostStore = app.extensions["quire"]
+        self.base = app.config["BLOG_URL"].rstrip("/")
+        self._client = app.test_client()
+        self._answers: dict[str, bool] = {}
+
+    def internal_path(self, target: str) -> str | None:
+        """Return the site path a link points at, or None for other sites, anchors and mail links."""
+        if target.startswith(self.base + "/"):
+            target = target[len(self.base):]
+        if not target.startswith("/") or target.startswith("//"):
+            return None
+        return unquote(urlsplit(target).path) or "/"
+
+    def resolves(self, path: str) -> bool:
+        """Tell whether GET ``path`` finds something (following redirects)."""
+        snapshot = self.store.snapshot
+        if path in snapshot.by_url:
+            return True
+        for prefix, folder in (("/static/", ""), ("/assets/", "assets")):
+            if path.startswith(prefix):
+                relative = posixpath.normpath(path[len(prefix):])
+                if relative.startswith(".."):
+                    return False
+                return os.path.isfile(os.path.join(self.app.static_folder or "", folder, relative))
+        if path not in self._answers:
+            response = self._client.get(path, follow_redirects=True)
+            self._answers[path] = response.status_code < 400
+            response.close()
+        return self._answers[path]
