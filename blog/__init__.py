@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, request, url_for
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from blog import config
 from blog.content import PostStore
@@ -49,16 +50,20 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["quire"] = store
     app.extensions["quire.watcher"] = watcher
 
-    from blog import cli, discovery, errors, feeds, search, views
+    from blog import cli, discovery, errors, feeds, health, search, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(feeds.bp)
     app.register_blueprint(search.bp)
     app.register_blueprint(discovery.bp)
+    app.register_blueprint(health.bp)
     errors.register(app)
     cli.register(app)
     _register_template_helpers(app)
     app.wsgi_app = ResponseCache(app.wsgi_app, store, watcher, settings["BLOG_RESPONSE_CACHE_ENTRIES"])  # type: ignore[method-assign]
+    proxies = settings["BLOG_TRUSTED_PROXIES"]
+    if proxies:  # outermost, so every layer sees the client's address, scheme and host
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
     return app
 
 

@@ -132,6 +132,15 @@ def _size(name: str, raw: str) -> int:
     return value
 
 
+def _token(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and (len(value) < 16 or not re.fullmatch(r"[A-Za-z0-9._~-]+", value)):
+        raise ConfigError(f"{name} must be empty (previews off) or at least 16 URL-safe characters "
+                          "(letters, digits, . _ ~ -), such as the output of "
+                          "python -c 'import secrets; print(secrets.token_urlsafe())'")
+    return value
+
+
 SETTINGS = (
     Setting("BLOG_POSTS_DIR", str(PROJECT_ROOT / "posts"), _path, "Folder of Markdown posts (subfolders allowed)."),
     Setting("BLOG_TITLE", "Quire", _text, "Site title, shown in the header, feeds and page titles."),
@@ -149,6 +158,10 @@ SETTINGS = (
     Setting("BLOG_POLL_INTERVAL_MS", 500, _positive_int, "Folder scan interval when watching by polling."),
     Setting("BLOG_CACHE_SECONDS", 60, _non_negative_int, "max-age sent with pages and feeds (0 to tell proxies not to cache)."),
     Setting("BLOG_RESPONSE_CACHE_ENTRIES", 4096, _non_negative_int, "Finished responses kept in memory per worker (0 turns the cache off)."),
+    Setting("BLOG_PREVIEW_TOKEN", "", _token,
+            "Secret that shows drafts and future posts at their URL with ?preview=<token> (empty: previews off)."),
+    Setting("BLOG_TRUSTED_PROXIES", 0, _non_negative_int,
+            "Number of proxies in front of Quire whose X-Forwarded-For/-Proto/-Host to trust (0: ignore them)."),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -146,6 +147,10 @@ def detail(url: str) -> Any:
     path = "/" + url
     snapshot = store().snapshot
     post = snapshot.by_url.get(path)
+    if post is None and _holds_preview_token():
+        hidden = snapshot.hidden_by_url.get(path)
+        if hidden is not None:
+            return _preview(hidden)
     if post is None:
         alternative = path[:-1] if path.endswith("/") else path + "/"
         if alternative in snapshot.by_url:
@@ -154,3 +159,20 @@ def detail(url: str) -> Any:
     newer, older = snapshot.neighbours(post)
     return cacheable(render_template("post.html", post=post, newer=newer, older=older,
                                      related=related(snapshot, post, RELATED_POSTS)))
+
+
+def _holds_preview_token() -> bool:
+    """Tell whether the request's ?preview= matches BLOG_PREVIEW_TOKEN, in constant time."""
+    token = current_app.config["BLOG_PREVIEW_TOKEN"]
+    given = request.args.get("preview")
+    return bool(token) and given is not None and hmac.compare_digest(given.encode(), token.encode())
+
+
+def _preview(post: Post) -> Response:
+    """Show a draft or future post to the author: marked, not indexed, and kept by no cache."""
+    response = current_app.make_response(render_template("post.html", post=post, newer=None, older=None, related=(),
+                                                         preview=True))
+    # Never views.cacheable: the draft must not reach the response cache, nginx or a browser's cache.
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
