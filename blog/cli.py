@@ -5,13 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sys
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import click
 import yaml
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from blog import freeze as exporter
 from blog.content import Post, PostStore
 from blog.content import post as rules
 from blog.content.store import Problem
@@ -128,6 +132,34 @@ def list_posts() -> None:
     """Print the published posts, newest first: date, URL and title."""
     for post in _store().snapshot.posts:
         click.echo(f"{post.date:%Y-%m-%d}  {post.url}  {post.title}")
+
+
+@blog_cli.command("freeze")
+@click.argument("folder", default="_site", type=click.Path(file_okay=False, path_type=Path))
+def freeze(folder: Path) -> None:
+    """Export the whole site as static files into FOLDER (default _site) for any static host or CDN.
+
+    Every page reachable from the home page, robots.txt and the sitemap is written (pretty URLs as
+    index.html), with every feed and asset; then every link inside the export is checked. Search needs the
+    server and is left out. Exits with status 1 if a link in the export leads nowhere.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        report = exporter.freeze(app, folder, progress=_progress)
+    except exporter.FreezeError as error:
+        raise click.ClickException(str(error)) from None
+    for path, status in report.failed:
+        click.echo(f"{path}: answered {status}, not exported", err=True)
+    for page, link in report.broken:
+        click.echo(f"{page}: broken link {link}", err=True)
+    broken = len(report.broken) + len(report.failed)
+    click.echo(f"{report.files} files written to {folder}, {broken} broken link{'s' * (broken != 1)}")
+    if broken:
+        raise SystemExit(1)
+
+
+def _progress(total: int) -> Any:
+    return click.progressbar(length=total, label="Exporting", file=sys.stderr, show_pos=True)
 
 
 def register(app: Flask) -> None:
