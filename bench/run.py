@@ -75,7 +75,7 @@ def new_post_latency(server: Server, folder: Path, trials: int, url_of: Callable
         else:
             timings.append((first_of_streak - started) * 1000)
         (folder / f"{stem}.md").unlink()
-        time.sleep(0.2)
+        time.sleep(0.5)  # let the deletion be applied, so trials measure one change each
     return timings
 
 

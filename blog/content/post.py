@@ -68,6 +68,8 @@ class Post:
     draft: bool
     meta: Mapping[str, Any] = field(repr=False)
     page: Any = field(repr=False)
+    sort_key: tuple[float, str] = field(repr=False)  # (timestamp, source): oldest first, ties by file name
+    stem: str = field(repr=False)  # file name without folder and extension, for Jekyll's post_url
     render: Callable[[str], str] = field(repr=False)
     render_body: Callable[[Post], str] = field(repr=False)
 
@@ -107,9 +109,9 @@ class Post:
         """Return the cover's URL, percent-encoded, or None when its file is missing."""
         return None if self.cover_missing or not self.cover else encode_url(self.cover)
 
-    def is_future(self, now: dt.datetime) -> bool:
-        """Tell whether the post is dated after ``now``."""
-        return self.date > now
+    def is_future(self, now: float) -> bool:
+        """Tell whether the post is dated after ``now`` (a POSIX timestamp)."""
+        return self.sort_key[0] > now
 
     def _rendered(self, name: str, text: str) -> str:
         return self._derived(name, lambda: self.render(text))
