@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from bs4 import BeautifulSoup
 from flask.testing import FlaskClient
@@ -56,3 +58,25 @@ def test_corpus_links_in_listings_resolve(corpus_client: FlaskClient) -> None:
     links = [link["href"] for link in page.select(".card-title a")]
     assert len(links) == 50
     assert all(corpus_client.get(link).status_code == 200 for link in links)
+
+
+def test_check_over_the_corpus_runs_to_completion_with_the_documented_findings() -> None:
+    from blog import create_app
+
+    app = create_app({"BLOG_POSTS_DIR": str(CORPUS / "jekyll-jekyll"), "BLOG_WATCH": "off",
+                      "BLOG_EXTENSIONS": ALL_EXTENSIONS, "BLOG_PERMALINK": "/news/:year/:month/:day/:title/"})
+    result = app.test_cli_runner().invoke(args=["blog", "check", "--format", "json"])
+    assert result.exit_code == 1  # the broken links to Jekyll's documentation pages are errors
+    report = json.loads(result.stdout)
+    summary = report["summary"]
+    assert (summary["files"], summary["posts"], summary["clean_files"]) == (168, 164, 90)  # as README says
+    liquid = {problem["file"] for problem in report["problems"] if problem["code"] == "liquid"}
+    assert len(liquid) == 4 and not any(file.startswith("docs/") for file in liquid)
+    broken = [problem for problem in report["problems"] if problem["code"] in {"broken-link", "broken-image"}]
+    assert len(broken) == 86 and all(problem["message"].split()[2].startswith(("/docs/", "/img/", "/_docs/",
+                                                                               "/help/", "/philosophy/", "/team/",
+                                                                               "/tutorials/"))
+                                      for problem in broken)
+    release = app.extensions["quire"].snapshot.by_url["/news/2013/05/08/jekyll-1-0-1-released/"]
+    assert "{% for" not in release.html and "{% assign" not in release.html
+    assert "{{ site.repository }}/issues/1037" in release.html  # one line per issue, as the loop wrote them

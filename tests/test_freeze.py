@@ -66,7 +66,8 @@ def test_every_link_inside_the_export_resolves_to_a_file(site: Flask, tmp_path: 
         if html.name == "404.html":
             continue
         page = "/" + html.relative_to(out).as_posix().removesuffix("index.html")
-        for tag in BeautifulSoup(html.read_text(encoding="utf-8"), "html.parser").find_all(["a", "link", "img", "script"]):
+        soup = BeautifulSoup(html.read_text(encoding="utf-8"), "html.parser")
+        for tag in soup.find_all(["a", "link", "img", "script"]):
             reference = tag.get("href") or tag.get("src")
             target = exporter.site_path(reference or "#", page, BASE)
             if target is None or target.startswith("/search"):

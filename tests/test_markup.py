@@ -1,0 +1,99 @@
+"""Jekyll's Liquid in post bodies: the tags and filters real posts use render as Jekyll would; the rest stays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from bs4 import BeautifulSoup
+
+from blog.content.markup import Renderer, unknown_liquid_tags
+from tests.conftest import AppFactory, WritePost
+
+SITE = {"baseurl": "", "url": "https://blog.example.com", "title": "Quire & co", "description": "A blog."}
+PAGE = {"title": "Hello <World>", "version": "4.1.0", "filters_linked_to": ["where expression", "find"]}
+
+
+def liquid(text: str, page: dict[str, Any] | None = None) -> str:
+    return Renderer(SITE).liquid(text, lambda name: "/posts/target/" if "target" in name else None,
+                                 PAGE if page is None else page)
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("{{ site.baseurl }}/x/", "/x/"),
+    ("{{ site.url }}", "https://blog.example.com"),
+    ("{{ site.title }}", "Quire &amp; co"),
+    ("{{ page.title }}", "Hello &lt;World&gt;"),
+    ("{{ page.version }}", "4.1.0"),
+    ('{{ "/docs/themes/#assets" | relative_url }}', "/docs/themes/#assets"),
+    ("{{ 'docs/' | relative_url }}", "/docs/"),
+    ('{{ "/feed.xml" | absolute_url }}', "https://blog.example.com/feed.xml"),
+    ('{{ "https://x.org/a" | absolute_url }}', "https://x.org/a"),
+    ("{{ page.version | prepend: 'v' | append: '!' }}", "v4.1.0!"),
+    ("{{ page.title | slugify }}", "hello-world"),
+    ("{{ page.title | downcase }}", "hello &lt;world&gt;"),
+    ('{{ "a b" | uri_escape }}', "a%20b"),
+    ("{{ page.filters_linked_to | join: ', ' }}", "where expression, find"),
+    ("{{ page.filters_linked_to | size }}", "2"),
+    ("{{ page.missing | default: 'none' }}", "{{ page.missing | default: 'none' }}"),
+    ("{% post_url 2020-01-01-target %}", "/posts/target/"),
+    ("{% link _posts/2020-01-01-target.md %}", "/posts/target/"),
+])
+def test_outputs_tags_and_filters_render_like_jekyll(source: str, expected: str) -> None:
+    assert liquid(source) == expected
+
+
+@pytest.mark.parametrize("source", [
+    "{{ site.repository }}/issues",  # a _config.yml value Quire does not have
+    "{{ page.title | no_such_filter }}",
+    "{{ content }}",
+    "{% include nav.html %}",
+    "{% include_relative part.md %}",
+    "{% if page.title %}yes{% endif %}",
+    "{% for item in page.nothing %}{{ item }}{% endfor %}",
+    "{% post_url 2020-01-01-nowhere %}",
+])
+def test_what_quire_cannot_render_stays_visible(source: str) -> None:
+    assert liquid(source) == source
+
+
+def test_assign_split_and_for_build_reference_links_as_in_jekyll_release_notes() -> None:
+    source = (
+        "Fixed [#1037][] and [#1040][]; see [where][where-expression-filter].\n\n"
+        '{% assign issue_numbers = "1037|1040" | split: "|" %}\n'
+        "{% for issue in issue_numbers %}\n"
+        "[#{{ issue }}]: https://github.com/jekyll/jekyll/issues/{{ issue }}\n"
+        "{% endfor %}\n"
+        "{% for filter in page.filters_linked_to %}\n"
+        "{% assign filter_slug = filter | slugify %}\n"
+        "[{{ filter_slug }}-filter]: {{ filter_slug | prepend: '/docs/liquid/filters/#' | relative_url }}\n"
+        "{% endfor %}\n"
+    )
+    html = Renderer(SITE).render(source, lambda name: None, PAGE)
+    links = {link.text: link["href"] for link in BeautifulSoup(html, "html.parser").find_all("a")}
+    assert links == {"#1037": "https://github.com/jekyll/jekyll/issues/1037",
+                     "#1040": "https://github.com/jekyll/jekyll/issues/1040",
+                     "where": "/docs/liquid/filters/#where-expression"}
+    assert "{%" not in html and "{{" not in html
+
+
+def test_raw_blocks_keep_liquid_as_written() -> None:
+    assert liquid('{% raw %}{{ "/x" | relative_url }} {% assign a = 1 %}{% endraw %}') == \
+        '{{ "/x" | relative_url }} {% assign a = 1 %}'
+
+
+def test_unknown_tags_are_listed_once_outside_raw_blocks() -> None:
+    text = ("{% include a.html %}{% include b.html %}{% if x %}{% endif %}"
+            "{% raw %}{% nope %}{% endraw %}{% assign a = 1 %}")
+    assert unknown_liquid_tags(text) == ["endif", "if", "include"]
+
+
+def test_posts_render_front_matter_lists_and_check_reports_the_rest(make_app: AppFactory,
+                                                                    write_post: WritePost) -> None:
+    body = ("Filters: {{ page.filters | join: ' and ' }}.\n\n{% include footer.html %}\n")
+    write_post("2020-01-01-a.md", body, title="A", filters=["where", "find"])
+    app = make_app()
+    html = app.extensions["quire"].snapshot.by_url["/posts/a/"].html
+    assert "Filters: where and find." in html and "{% include footer.html %}" in html
+    result = app.test_cli_runner().invoke(args=["blog", "check"])
+    assert any("[liquid]" in line and "{% include %}" in line for line in result.output.splitlines())
