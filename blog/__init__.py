@@ -50,7 +50,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["quire"] = store
     app.extensions["quire.watcher"] = watcher
 
-    from blog import cli, discovery, errors, feeds, health, search, views
+    from blog import cli, discovery, errors, feeds, health, search, security, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(feeds.bp)
@@ -58,9 +58,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(discovery.bp)
     app.register_blueprint(health.bp)
     errors.register(app)
+    security.register(app)
     cli.register(app)
     _register_template_helpers(app)
-    app.wsgi_app = ResponseCache(app.wsgi_app, store, watcher, settings["BLOG_RESPONSE_CACHE_ENTRIES"])  # type: ignore[method-assign]
+    flask_app = app.wsgi_app
+    cached = ResponseCache(flask_app, store, watcher, settings["BLOG_RESPONSE_CACHE_ENTRIES"])
+    app.wsgi_app = security.RequestGuard(cached, flask_app)  # type: ignore[method-assign]
     proxies = settings["BLOG_TRUSTED_PROXIES"]
     if proxies:  # outermost, so every layer sees the client's address, scheme and host
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]

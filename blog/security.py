@@ -1,0 +1,114 @@
+"""The hostile-internet edge: security headers on every response, request limits and static-file containment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from flask import Flask, Response, abort, current_app, request
+from werkzeug.security import safe_join
+
+# Scripts only from this site (JSON-LD data blocks are not scripts, so they need no hash); styles only from
+# static/ (templates carry no style attributes); images from anywhere, since posts link covers and pictures.
+CONTENT_SECURITY_POLICY = "; ".join((
+    "default-src 'self'",
+    "img-src * data:",
+    "style-src 'self'",
+    "script-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+))
+PERMISSIONS_POLICY = ", ".join(f"{feature}=()" for feature in (
+    "accelerometer", "camera", "geolocation", "gyroscope", "magnetometer", "microphone", "payment", "usb",
+    "interest-cohort", "browsing-topics",
+))
+HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Permissions-Policy": PERMISSIONS_POLICY,
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+HSTS = "max-age=31536000"
+# Far above any URL the site makes (post URLs, search queries), far below what would cost memory or time.
+MAX_PATH_BYTES = 2048
+MAX_QUERY_BYTES = 32 * 1024
+MAX_HEADER_BYTES = 16 * 1024
+STATIC_ENDPOINTS = {"static": "", "posts.assets": "assets"}
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def register(app: Flask) -> None:
+    """Add the request limits and the security headers to ``app``."""
+    headers = dict(HEADERS)
+    if app.config["BLOG_URL"].startswith("https://"):
+        headers["Strict-Transport-Security"] = HSTS
+
+    @app.before_request
+    def limit_request() -> None:
+        refused = refusal(request.environ)
+        if refused is not None:
+            abort(*refused)
+        if request.endpoint in STATIC_ENDPOINTS:
+            contain_static(STATIC_ENDPOINTS[request.endpoint], (request.view_args or {}).get("filename", ""))
+
+    # Runs for views, error pages (404, 405, 500) and static files alike, and before the response cache
+    # stores the response, so cached copies carry the same headers.
+    @app.after_request
+    def add_headers(response: Response) -> Response:
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        return response
+
+
+def refusal(environ: dict[str, Any]) -> tuple[int, str | None] | None:
+    """Return the 4xx status (and reason) for a request too large or not valid UTF-8, or None if it is fine."""
+    raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+    path = environ.get("PATH_INFO", "").encode("latin-1", "replace")
+    query = environ.get("QUERY_STRING", "").encode("latin-1", "replace")
+    if len(path) > MAX_PATH_BYTES or len(query) > MAX_QUERY_BYTES or len(raw_uri) > MAX_PATH_BYTES + MAX_QUERY_BYTES:
+        return 414, None
+    header_bytes = sum(len(key) + len(value) for key, value in environ.items()
+                       if key.startswith("HTTP_") and isinstance(value, str))
+    if header_bytes > MAX_HEADER_BYTES:
+        return 431, None
+    try:  # the server has already percent-decoded the path, but not the query string
+        path.decode("utf-8")
+        unquote_to_bytes(query).decode("utf-8")
+    except UnicodeDecodeError:
+        return 400, "The address is not valid UTF-8."
+    if b"\0" in path:  # no file or post can have such a name
+        return 404, None
+    return None
+
+
+class RequestGuard:
+    """WSGI middleware sending refused requests past the response cache, so even a cached URL gets its 4xx."""
+
+    def __init__(self, app: WSGIApp, uncached: WSGIApp):
+        self.app = app
+        self.uncached = uncached
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Pass the request on: to Flask directly (which refuses it with the error page) if over a limit."""
+        if refusal(environ) is not None:
+            return self.uncached(environ, start_response)
+        return self.app(environ, start_response)
+
+
+def contain_static(subfolder: str, filename: str) -> None:
+    """Abort with 404 unless ``filename`` resolves, through any symlinks, to a file inside static/."""
+    root = os.path.realpath(current_app.static_folder or "")
+    folder = os.path.join(root, subfolder) if subfolder else root
+    joined = safe_join(folder, filename)
+    if joined is None:
+        abort(404)
+    resolved = os.path.realpath(joined)
+    if os.path.commonpath([root, resolved]) != root:
+        abort(404)

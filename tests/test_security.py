@@ -1,0 +1,196 @@
+"""Hostile requests: traversal in every spelling, symlinks out of static/, oversized and non-UTF-8 requests,
+unknown methods, and the security headers every response carries."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+from flask import Flask
+from flask.testing import FlaskClient
+
+from blog import create_app
+from blog.security import CONTENT_SECURITY_POLICY, MAX_HEADER_BYTES, MAX_QUERY_BYTES
+from tests.conftest import AppFactory
+
+SECRET = "QUIRE-SECRET-OUTSIDE-STATIC"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """Return an app with one post, a static/ folder of its own and a secret file beside it (one per module)."""
+    base = tmp_path_factory.mktemp("site")
+    posts = base / "posts"
+    posts.mkdir()
+    (posts / "2020-01-01-hello.md").write_text(
+        "---\ntitle: Hello\ncategories: [News]\ntags: [t]\nauthor: Ann\n---\nHello there.\n")
+    static = base / "static"
+    (static / "assets").mkdir(parents=True)
+    (static / "css").mkdir()
+    (static / "css" / "site.css").write_text("body{}")
+    (static / "assets" / "pic.txt").write_text("inside")
+    (base / "secret.txt").write_text(SECRET)
+    (static / "assets" / "escape.txt").symlink_to(base / "secret.txt")
+    (static / "assets" / "escape-dir").symlink_to(base, target_is_directory=True)
+    (static / "assets" / "inside.txt").symlink_to(static / "css" / "site.css")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [name for name in os.environ if name.startswith("BLOG_")]:
+            patch.delenv(name)
+        app = create_app({"BLOG_POSTS_DIR": str(posts), "BLOG_WATCH": "off", "BLOG_URL": "https://blog.example.com"})
+    app.config["TESTING"] = True
+    app.static_folder = str(static)
+    yield app
+    app.extensions["quire.watcher"].stop()
+
+
+@pytest.fixture
+def client(site: Flask) -> FlaskClient:
+    return site.test_client()
+
+
+TRAVERSALS = [
+    "../secret.txt", "../../secret.txt", "..%2fsecret.txt", "..%2F..%2Fsecret.txt", "%2e%2e/secret.txt",
+    "%2e%2e%2fsecret.txt", "%252e%252e%252fsecret.txt", "..%5csecret.txt", "..\\secret.txt",
+    "%c0%ae%c0%ae/secret.txt", "%c0%ae%c0%ae%c0%afsecret.txt", "secret.txt%00.css", "%00", "/etc/passwd",
+    "%2fetc%2fpasswd", "//etc/passwd", "C:/Windows/win.ini", "C:%5cWindows%5cwin.ini", "c:secret.txt",
+    "....//secret.txt", ".%2e/secret.txt", "escape.txt", "escape-dir/secret.txt", "./../secret.txt",
+]
+PREFIXES = ["/static/", "/static/css/", "/assets/", "/", "/posts/", "/category/", "/tag/", "/author/",
+            "/category/news/", "/tag/t/feed.xml/"]
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+@pytest.mark.parametrize("attack", TRAVERSALS)
+def test_traversal_never_leaves_static_or_errors(client: FlaskClient, prefix: str, attack: str) -> None:
+    response = client.get(prefix + attack)
+    assert 300 <= response.status_code < 500, response.status_code
+    assert SECRET.encode() not in response.data
+    assert b"root:" not in response.data
+    if response.status_code >= 400:
+        assert response.mimetype == "text/html"
+        assert BeautifulSoup(response.data, "html.parser").find("h1") is not None  # the site's error page
+
+
+def test_symlinks_inside_static_are_still_served(client: FlaskClient) -> None:
+    assert client.get("/assets/inside.txt").data == b"body{}"
+    assert client.get("/assets/pic.txt").data == b"inside"
+    assert client.get("/assets/escape.txt").status_code == 404
+
+
+def test_symlinked_post_outside_posts_is_not_read(make_app: AppFactory, posts_dir: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "2020-01-02-leak.md").write_text(f"---\ntitle: Leak\n---\n{SECRET}\n")
+    (posts_dir / "2020-01-02-leak.md").symlink_to(outside / "2020-01-02-leak.md")
+    (posts_dir / "linked").symlink_to(outside, target_is_directory=True)
+    app = make_app()
+    assert app.extensions["quire"].snapshot.posts == ()
+    client = app.test_client()
+    assert client.get("/posts/leak/").status_code == 404
+    assert SECRET.encode() not in client.get("/").data
+
+
+@pytest.mark.parametrize("path", ["/", "/posts/hello/", "/category/news/", "/missing/", "/feed.xml", "/feed.json",
+                                  "/static/css/site.css", "/assets/pic.txt", "/search?q=hello", "/sitemap.xml"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_every_response_carries_security_headers(client: FlaskClient, path: str, method: str) -> None:
+    for _ in range(2):  # the second answer comes from the response cache
+        response = client.open(path, method=method)
+        assert response.status_code in {200, 404}
+        assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+        assert "camera=()" in response.headers["Permissions-Policy"]
+        assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+def test_csp_forbids_framing_and_inline_script() -> None:
+    directives = dict(part.strip().split(" ", 1) for part in CONTENT_SECURITY_POLICY.split(";"))
+    assert directives["frame-ancestors"] == "'none'"
+    assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'"
+    assert directives["img-src"] == "* data:"
+
+
+def test_no_hsts_over_plain_http(make_app: AppFactory) -> None:
+    response = make_app(BLOG_URL="http://127.0.0.1:8000").test_client().get("/")
+    assert "Strict-Transport-Security" not in response.headers
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_unexpected_error_page_has_headers(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.route("/boom")
+    def boom() -> str:
+        raise RuntimeError("boom")
+
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_templates_carry_no_inline_style_or_script() -> None:
+    templates = Path(__file__).resolve().parent.parent / "templates"
+    for path in templates.rglob("*.html"):
+        soup = BeautifulSoup(path.read_text(), "html.parser")
+        assert not soup.find_all(style=True), path
+        assert not soup.find_all("style"), path
+        for script in soup.find_all("script"):  # only JSON-LD data blocks, which CSP does not run
+            assert script.get("type") == "application/ld+json", path
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "TRACE", "CONNECT", "PROPFIND", "FOO"])
+@pytest.mark.parametrize("path", ["/", "/posts/hello/", "/static/css/site.css", "/feed.xml", "/nowhere"])
+def test_unknown_methods_get_405_with_allow(client: FlaskClient, method: str, path: str) -> None:
+    response = client.open(path, method=method)
+    assert response.status_code == 405
+    allowed = {item.strip() for item in response.headers["Allow"].split(",")}
+    assert {"GET", "HEAD", "OPTIONS"} <= allowed and method not in allowed
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("path", ["/", "/posts/hello/", "/static/css/site.css"])
+def test_options_answers_allow_without_body(client: FlaskClient, path: str) -> None:
+    response = client.options(path)
+    assert response.status_code == 200 and response.data == b""
+    assert {"GET", "HEAD", "OPTIONS"} == {item.strip() for item in response.headers["Allow"].split(",")}
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    ("/?q=" + "a" * (MAX_QUERY_BYTES + 1), 414),
+    ("/search?q=" + "x" * 100_000, 414),
+    ("/" + "a" * 5000, 414),
+    ("/search?q=%ff%fe", 400),
+    ("/search?q=%c0%ae", 400),
+    ("/?" + "&".join(f"k{i}=v" for i in range(10_000)), 414),
+])
+def test_oversized_and_invalid_requests_are_refused(client: FlaskClient, path: str, status: int) -> None:
+    response = client.get(path)
+    assert response.status_code == status
+    assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+
+
+@pytest.mark.parametrize("headers", [
+    {"X-Big": "a" * (MAX_HEADER_BYTES + 1)},
+    {f"X-Many-{i}": "v" * 100 for i in range(200)},
+])
+def test_huge_headers_get_431(client: FlaskClient, headers: dict[str, str]) -> None:
+    assert client.get("/", headers=headers).status_code == 431
+
+
+@pytest.mark.parametrize("raw", ["/posts/\xff\xfe/", "/static/\xc0\xae\xc0\xae/secret.txt", "/\xed\xa0\x80"])
+def test_raw_invalid_utf8_path_is_400(client: FlaskClient, raw: str) -> None:
+    # A real server puts the undecoded bytes in PATH_INFO (as latin-1); the test client would re-encode them.
+    response = client.get("/", environ_overrides={"PATH_INFO": raw})
+    assert response.status_code == 400
+
+
+def test_site_serves_after_hostile_requests(client: FlaskClient) -> None:
+    for attack in TRAVERSALS:
+        client.get("/static/" + attack)
+    assert client.get("/posts/hello/").status_code == 200
+    assert os.path.exists(client.application.static_folder or "")
