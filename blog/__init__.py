@@ -63,6 +63,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     _register_template_helpers(app)
     flask_app = app.wsgi_app
     cached = ResponseCache(flask_app, store, watcher, settings["BLOG_RESPONSE_CACHE_ENTRIES"])
+    app.extensions["quire.cache"] = cached
     app.wsgi_app = security.RequestGuard(cached, flask_app)  # type: ignore[method-assign]
     proxies = settings["BLOG_TRUSTED_PROXIES"]
     if proxies:  # outermost, so every layer sees the client's address, scheme and host

@@ -57,7 +57,7 @@ def test_no_token_configured_means_no_preview(make_app: AppFactory, write_post: 
 def test_previews_are_never_listed_nor_kept_in_the_response_cache(site: Flask) -> None:
     client = site.test_client()
     assert client.get(f"/posts/draft/?preview={TOKEN}").status_code == 200
-    cache = site.wsgi_app
+    cache = site.extensions["quire.cache"]
     assert all(key[0] != "/posts/draft/" for key in cache._entries)
     assert client.get("/posts/draft/").status_code == 404  # the preview did not leak to token-less readers
     for path in ["/", "/feed.xml", "/feed.json", "/sitemap.xml", "/archive/"]:
