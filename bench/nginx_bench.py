@@ -1,0 +1,165 @@
+"""Quire behind the shipped nginx config against nginx serving the same pages as static files.
+
+Run from the checkout: ``.venv/bin/python bench/nginx_bench.py [--posts 1000] [--seconds 5]``. One nginx
+(``worker_processes auto``) runs two sites: ``deploy/nginx-quire.conf`` with its ports and paths moved into a
+temporary folder, proxying to gunicorn (2 sync workers) and caching pages by Quire's own Cache-Control, and
+a plain static site holding the very bytes Quire served for the same URLs. wrk drives each page over
+keep-alive connections; the report is a Markdown table of requests per second, latency and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.generate import generate  # noqa: E402
+from bench.harness import ROOT, Load, fetch, free_port, gunicorn, reusable_time_wait, table, wrk  # noqa: E402
+
+NGINX = "/usr/sbin/nginx"
+PAGES = ("index", "category", "post")
+
+
+def site_config(scratch: Path, port: int, upstream: int) -> str:
+    """Return deploy/nginx-quire.conf listening on ``port``, proxying to ``upstream``, caching under ``scratch``."""
+    text = (ROOT / "deploy" / "nginx-quire.conf").read_text(encoding="utf-8")
+    for old, new in [("listen 80;", f"listen 127.0.0.1:{port};"),
+                     ("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream};"),
+                     ("/var/cache/nginx/quire", str(scratch / "cache")),
+                     ("/srv/quire/static/", f"{ROOT / 'static'}/")]:
+        if old not in text:
+            raise SystemExit(f"deploy/nginx-quire.conf no longer contains {old!r}; update bench/nginx_bench.py")
+        text = text.replace(old, new)
+    return text
+
+
+def static_config(port: int, root: Path) -> str:
+    """Return a plain static site on ``port`` serving ``root`` with the same gzip settings."""
+    return f"""server {{
+    listen 127.0.0.1:{port};
+    root {root};
+    index index.html;
+    gzip on;
+    gzip_min_length 256;
+    gzip_types text/plain text/css application/xml application/atom+xml application/rss+xml application/json;
+    location / {{ try_files $uri $uri/ =404; }}
+}}
+"""
+
+
+@contextmanager
+def nginx(scratch: Path, sites: list[str]) -> Iterator[None]:
+    """Run one nginx (not as a daemon) with ``sites`` inside its http block, and always stop it."""
+    for index, text in enumerate(sites):
+        (scratch / f"site{index}.conf").write_text(text, encoding="utf-8")
+    temp = "\n".join(f"    {kind}_temp_path {scratch / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    main = scratch / "nginx.conf"
+    main.write_text(f"""{"user root;" if os.geteuid() == 0 else ""}
+worker_processes auto;
+pid {scratch / 'nginx.pid'};
+error_log {scratch / 'error.log'} warn;
+events {{ worker_connections 1024; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+{temp}
+    include {scratch}/site*.conf;
+}}
+""", encoding="utf-8")
+    process = subprocess.Popen([NGINX, "-p", str(scratch), "-c", str(main), "-e", str(scratch / "error.log"),
+                                "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGQUIT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_for(url: str) -> None:
+    """Wait until ``url`` answers 200."""
+    for _ in range(500):
+        if fetch(url, timeout=2)[0] == 200:
+            return
+        time.sleep(0.02)
+    raise SystemExit(f"{url} never answered 200")
+
+
+def run(posts_count: int, seconds: int, connections: int) -> str:
+    """Measure every page three ways and return the Markdown report."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="quire-nginx-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        posts = scratch / "posts"
+        generate(posts, posts_count)
+        env = {"BLOG_POSTS_DIR": str(posts), "BLOG_URL": "http://127.0.0.1", "BLOG_TRUSTED_PROXIES": "1"}
+        with gunicorn(["-c", "gunicorn.conf.py", "-w", "2", "-k", "sync", "wsgi:app"], env) as server:
+            html = fetch(server.base + "/")[1].decode()
+            urls = {"index": "/",
+                    "category": re.search(r'href="(/category/[^"/]+/)"', html).group(1),  # type: ignore[union-attr]
+                    "post": re.search(r'href="(/posts/[^"]+)"', html).group(1)}  # type: ignore[union-attr]
+            static_root = scratch / "static-site"
+            for path in urls.values():
+                target = static_root / path.strip("/") / "index.html"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(fetch(server.base + path)[1])
+            proxy_port, static_port = free_port(), free_port()
+            with nginx(scratch, [site_config(scratch, proxy_port, int(server.base.rsplit(":", 1)[1])),
+                                 static_config(static_port, static_root)]):
+                wait_for(f"http://127.0.0.1:{proxy_port}/healthz")
+                wait_for(f"http://127.0.0.1:{static_port}/")
+                for page in PAGES:
+                    measured: dict[str, Load] = {}
+                    for name, base in (("gunicorn alone", server.base),
+                                       ("nginx + Quire", f"http://127.0.0.1:{proxy_port}"),
+                                       ("nginx static", f"http://127.0.0.1:{static_port}")):
+                        for _ in range(3):
+                            fetch(base + urls[page])  # warm: fill nginx's cache and Quire's response cache
+                        measured[name] = wrk(base + urls[page], seconds, threads=2, connections=connections)
+                    static_rate = measured["nginx static"].requests_per_second
+                    for name, load in measured.items():
+                        rows.append([page, name, f"{load.requests_per_second:,.0f}", f"{load.p50_ms:.2f}",
+                                     f"{load.p99_ms:.2f}", load.errors,
+                                     f"{load.requests_per_second / static_rate:.2f}×"])
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    header = (f"Measured {stamp} on {os.cpu_count()} cores (wrk, nginx and gunicorn share them); {posts_count:,} "
+              f"generated posts; wrk -t2 -c{connections} -d{seconds:g}s per page over keep-alive; nginx "
+              "worker_processes auto; gunicorn -w 2 sync; BLOG_CACHE_SECONDS=60.\n")
+    return header + "\n" + table(["page", "served by", "req/s", "p50 ms", "p99 ms", "errors", "of nginx static"],
+                                 rows) + "\n"
+
+
+def main() -> None:
+    """Run the comparison and print (and save) the Markdown report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--posts", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=64)
+    arguments = parser.parse_args()
+    with reusable_time_wait():
+        text = run(arguments.posts, arguments.seconds, arguments.connections)
+    output = ROOT / "bench" / "results"
+    output.mkdir(exist_ok=True)
+    (output / "nginx.md").write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
