@@ -141,6 +141,15 @@ def _token(name: str, raw: str) -> str:
     return value
 
 
+def _optional_file(name: str, raw: str) -> str:
+    if not raw.strip():
+        return ""
+    path = _path(name, raw.strip())
+    if not os.path.isfile(path):
+        raise ConfigError(f"{name} must name an existing file (or be empty), got {raw!r}")
+    return path
+
+
 SETTINGS = (
     Setting("BLOG_POSTS_DIR", str(PROJECT_ROOT / "posts"), _path, "Folder of Markdown posts (subfolders allowed)."),
     Setting("BLOG_TITLE", "Quire", _text, "Site title, shown in the header, feeds and page titles."),
@@ -160,6 +169,8 @@ SETTINGS = (
     Setting("BLOG_RESPONSE_CACHE_ENTRIES", 4096, _non_negative_int, "Finished responses kept in memory per worker (0 turns the cache off)."),
     Setting("BLOG_PREVIEW_TOKEN", "", _token,
             "Secret that shows drafts and future posts at their URL with ?preview=<token> (empty: previews off)."),
+    Setting("BLOG_JEKYLL_CONFIG", "", _optional_file,
+            "A Jekyll _config.yml whose top-level values posts may use as {{ site.<key> }} (empty: none)."),
     Setting("BLOG_TRUSTED_PROXIES", 0, _non_negative_int,
             "Number of proxies in front of Quire whose X-Forwarded-For/-Proto/-Host to trust (0: ignore them)."),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -97,3 +98,35 @@ def test_posts_render_front_matter_lists_and_check_reports_the_rest(make_app: Ap
     assert "Filters: where and find." in html and "{% include footer.html %}" in html
     result = app.test_cli_runner().invoke(args=["blog", "check"])
     assert any("[liquid]" in line and "{% include %}" in line for line in result.output.splitlines())
+
+
+def test_jekyll_config_values_become_site_variables(make_app: AppFactory, write_post: WritePost,
+                                                    tmp_path: Path) -> None:
+    config = tmp_path / "_config.yml"
+    config.write_text("title: Jekyll's title\nurl: https://old.example\nrepository: https://github.com/jekyll/jekyll\n"
+                      "authors: [ada, bob]\nversion: 4\ndefaults: {layout: post}\nshow_drafts: true\n",
+                      encoding="utf-8")
+    write_post("2020-01-01-a.md", "[#1]({{ site.repository }}/issues/1) {{ site.authors | join: '+' }} "
+               "v{{ site.version }} {{ site.title }} {{ site.url }} {{ site.defaults }} {{ site.show_drafts }}",
+               title="A")
+    html = make_app(BLOG_JEKYLL_CONFIG=str(config), BLOG_TITLE="Quire").extensions["quire"].snapshot.posts[0].html
+    assert BeautifulSoup(html, "html.parser").find("a")["href"] == "https://github.com/jekyll/jekyll/issues/1"
+    # Quire's own settings win over the Jekyll file's; mappings and booleans are not values Quire prints.
+    assert "ada+bob v4 Quire https://blog.example.com {{ site.defaults }} {{ site.show_drafts }}" in html
+
+
+def test_a_broken_jekyll_config_is_logged_and_posts_still_render(make_app: AppFactory, write_post: WritePost,
+                                                                 tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    config = tmp_path / "_config.yml"
+    config.write_text("repository: [unclosed\n", encoding="utf-8")
+    write_post("2020-01-01-a.md", "See {{ site.repository }}.", title="A")
+    html = make_app(BLOG_JEKYLL_CONFIG=str(config)).extensions["quire"].snapshot.posts[0].html
+    assert "See {{ site.repository }}." in html
+    assert any("cannot use BLOG_JEKYLL_CONFIG" in record.getMessage() and str(config) in record.getMessage()
+               for record in caplog.records)
+
+
+def test_a_missing_jekyll_config_stops_the_app_with_one_line(make_app: AppFactory, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="BLOG_JEKYLL_CONFIG must name an existing file"):
+        make_app(BLOG_JEKYLL_CONFIG=str(tmp_path / "nope.yml"))

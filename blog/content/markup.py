@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import logging
 import re
 import threading
 import urllib.parse
@@ -10,8 +11,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import markdown
+import yaml
 from markdown.extensions.codehilite import CodeHiliteExtension
 from markdown.extensions.toc import TocExtension
+
+log = logging.getLogger("quire.content")
 
 EXTENSIONS = (
     "markdown.extensions.extra",  # tables, footnotes, fenced code, attribute and definition lists, abbreviations
@@ -36,7 +40,7 @@ PostUrlResolver = Callable[[str], "str | None"]
 class Renderer:
     """Render post bodies; one Markdown instance per thread, since Markdown objects are not thread-safe."""
 
-    def __init__(self, site_values: Mapping[str, str]):
+    def __init__(self, site_values: Mapping[str, Any]):
         self._site_values = dict(site_values)
         self._local = threading.local()
 
@@ -156,6 +160,25 @@ class Renderer:
             )
             self._local.engine = engine
         return engine
+
+
+def jekyll_site_values(path: str) -> dict[str, Any]:
+    """Return the top-level text, number and list values of a Jekyll ``_config.yml``, for ``{{ site.* }}``."""
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = yaml.safe_load(handle)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        # Posts still render (the variables stay visible); one line says why, as for a bad post.
+        log.error("%s: cannot use BLOG_JEKYLL_CONFIG: %s", path, str(error).replace("\n", " "))
+        return {}
+    if not isinstance(config, dict):
+        log.error("%s: cannot use BLOG_JEKYLL_CONFIG: not a mapping of settings", path)
+        return {}
+    return {str(key): value for key, value in config.items()
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool)
+            or isinstance(value, list) and all(isinstance(item, (str, int, float)) for item in value)}
 
 
 def unknown_liquid_tags(text: str) -> list[str]:

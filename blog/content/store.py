@@ -19,7 +19,7 @@ from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 from blog.content import post as rules
-from blog.content.markup import Renderer, unknown_liquid_tags
+from blog.content.markup import Renderer, jekyll_site_values, unknown_liquid_tags
 from blog.content.pages import FileChanging, PostPage, PostPages, is_post_file
 from blog.content.post import Post, PostError, Term
 from blog.content.source import SourceError
@@ -114,7 +114,8 @@ class PostStore:
         self._lock = threading.RLock()
         self._generation = 0
         self.listeners: list[Any] = []
-        pages.renderer = Renderer({"baseurl": "", "url": settings["BLOG_URL"], "title": settings["BLOG_TITLE"],
+        pages.renderer = Renderer({**jekyll_site_values(settings.get("BLOG_JEKYLL_CONFIG", "")),
+                                   "baseurl": "", "url": settings["BLOG_URL"], "title": settings["BLOG_TITLE"],
                                    "description": settings["BLOG_DESCRIPTION"]})
         pages.resolve_post_url = self.resolve_post_url
         # Rendered bodies are kept for the most visited posts only, so memory stays flat however many
