@@ -44,9 +44,11 @@ check: $(VENV)/.runtime
 
 bench: $(VENV)/.dev system-deps
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/nginx_bench.py
 
 bench-short: $(VENV)/.dev system-deps
 	$(BIN)/python bench/run.py --short
+	$(BIN)/python bench/nginx_bench.py --posts 100 --seconds 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache
