@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 from pathlib import Path
 
 CATEGORIES = ("python", "web", "ops", "design", "data", "security", "tools", "books", "travel", "science",
@@ -33,6 +34,11 @@ def sentence(rng: random.Random) -> str:
     return " ".join(words).capitalize() + rng.choice((".", ".", ".", "?", "!"))
 
 
+def headline(rng: random.Random) -> str:
+    """Return a title of 3 to 9 whole words."""
+    return " ".join(rng.choices(WORDS, k=rng.randint(3, 9))).capitalize()
+
+
 def paragraph(rng: random.Random) -> str:
     """Return a paragraph of 3 to 6 sentences."""
     return " ".join(sentence(rng) for _ in range(rng.randint(3, 6)))
@@ -48,21 +54,27 @@ def body(rng: random.Random) -> str:
         f"| {rng.choice(WORDS)} | {rng.randint(1, 500)} | {rng.choice(WORDS)} {rng.choice(WORDS)} |" for _ in range(4)))
     parts.append("\n".join(f"- {sentence(rng)}" for _ in range(rng.randint(3, 5))))
     parts.append(f"### {sentence(rng)[:-1]}")
-    while sum(len(part) for part in parts) < rng.randint(4000, 5600):
+    target = rng.randint(4000, 5600)  # drawn once: a fresh draw per paragraph would bias bodies towards the top
+    while sum(len(part) for part in parts) < target:
         parts.append(paragraph(rng))
     parts.append(f"[^1]: {sentence(rng)}")
     return "\n\n".join(parts)
 
 
-def post_text(rng: random.Random, number: int, year: int, month: int, day: int) -> str:
+def post_text(rng: random.Random, number: int, year: int, month: int, day: int, title: str) -> str:
     """Return the whole text of post ``number``."""
-    title = sentence(rng)[:-1][:70].rstrip()
     categories = ", ".join(rng.sample(CATEGORIES, rng.randint(1, 2)))
     tags = ", ".join(rng.sample(TAGS, rng.randint(2, 4)))
     cover = f"cover: https://images.example.com/covers/{number}.jpg\n" if rng.random() < 0.3 else ""
     return (f"---\nlayout: post\ntitle: \"{title.replace(chr(34), '')} ({number})\"\n"
             f"date: {year}-{month:02d}-{day:02d} {rng.randint(6, 22):02d}:{rng.randint(0, 59):02d}:00 +0100\n"
             f"categories: [{categories}]\ntags: [{tags}]\nauthor: {rng.choice(AUTHORS)}\n{cover}---\n\n{body(rng)}\n")
+
+
+def slug(title: str, number: int) -> str:
+    """Return a file-name slug from the title's first words; the number keeps every slug unique."""
+    words = re.findall(r"[a-z]+", title.lower())[:5]
+    return "-".join([*words, str(number)])
 
 
 def generate(folder: Path, count: int, seed: int = 2024) -> list[Path]:
@@ -72,8 +84,9 @@ def generate(folder: Path, count: int, seed: int = 2024) -> list[Path]:
     paths = []
     for number in range(count):
         year, month, day = 2012 + number % 13, 1 + (number // 13) % 12, 1 + (number // 156) % 28
-        path = folder / f"{year}-{month:02d}-{day:02d}-post-{number}.md"
-        path.write_text(post_text(rng, number, year, month, day), encoding="utf-8")
+        title = headline(rng)
+        path = folder / f"{year}-{month:02d}-{day:02d}-{slug(title, number)}.md"
+        path.write_text(post_text(rng, number, year, month, day, title), encoding="utf-8")
         paths.append(path)
     return paths
 
