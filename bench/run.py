@@ -72,10 +72,11 @@ class Result:
 def link_paths(page: str) -> dict[str, str]:
     """Return the paths of the index, the first category and the first post that a home page links to."""
     found = {}
-    for name, prefix in (("category", "/category/"), ("post", "/posts/")):
-        link = re.search(rf'href="(?:https?://[^/"]+)?({prefix}[^"]+)"', page)
+    # A category is one segment deep (not its feed or page 2); a post's permalink may be deeper.
+    for name, pattern in (("category", r'/category/[^"/?#]+/'), ("post", r'/posts/[^"?#]+/')):
+        link = re.search(rf'href="(?:https?://[^/"]+)?({pattern})"', page)
         if link is None:
-            raise ServerFailed(f"the home page links no {prefix}... page")
+            raise ServerFailed(f"the home page links no {pattern.split('[')[0]}... page")
         found[name] = html.unescape(link.group(1))
     return {"index": "/", **found}
 
@@ -265,8 +266,11 @@ def report(results: list[Result], settings: Settings, context: str) -> str:
         load = result.loads.get(page) if result else None
         return load.requests_per_second if load else float("nan")
 
-    ratio_rows = [[f"{size:,}", page, _number(rate(size, QUIRE, page) / rate(size, BASELINE, page), 1) + "×",
-                   _number(rate(size, QUIRE, page) / rate(size, CEILING, page), 2) + "×"]
+    def ratio(size: int, page: str, other: str, digits: int) -> str:
+        value = rate(size, QUIRE, page) / rate(size, other, page)
+        return "–" if value != value else f"{value:,.{digits}f}×"
+
+    ratio_rows = [[f"{size:,}", page, ratio(size, page, BASELINE, 1), ratio(size, page, CEILING, 2)]
                   for size in sizes for page in PAGES]
     spread = []
     low, high = by_key.get((sizes[0], QUIRE)), by_key.get((sizes[-1], QUIRE))
