@@ -148,22 +148,18 @@ def _stop(server: Server) -> None:
 
 
 @contextmanager
-def gunicorn(app: str, env: Mapping[str, str], *, port: int | None = None, workers: int = 2,
-             probe: str = "/", cwd: Path = ROOT) -> Iterator[Server]:
-    """Start ``gunicorn app`` on loopback, wait for a 200 on ``probe`` (timing it), and always stop it.
+def _running(command: list[str], env: Mapping[str, str], port: int, cwd: Path, probe: str) -> Iterator[Server]:
+    """Start ``command``, wait for a 200 on ``probe`` (timing it from the spawn), and always stop it.
 
-    Every app gets the same settings: bench/gunicorn_conf.py, ``workers`` sync workers, access log off.
     Raises ServerFailed when the server exits or gives no 200 within START_TIMEOUT seconds.
     """
-    port = port or free_port()
-    command = [PYTHON, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG), "--workers", str(workers),
-               "--worker-class", "sync", "--bind", f"127.0.0.1:{port}", app]
     # A file rather than a pipe: nobody reads a pipe during the load, and a full one would block the server.
     log = tempfile.TemporaryFile(prefix="bench-gunicorn-")
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
                                stdout=log, stderr=log, start_new_session=True)
     server = Server(process, port, log)
+    name = command[-1]
     try:
         deadline = started + START_TIMEOUT
         status = 0
@@ -173,19 +169,48 @@ def gunicorn(app: str, env: Mapping[str, str], *, port: int | None = None, worke
             if status == 200:
                 break
             if not server.alive():
-                raise ServerFailed(f"{app} exited with code {process.returncode} before answering {probe}\n"
+                raise ServerFailed(f"{name} exited with code {process.returncode} before answering {probe}\n"
                                    + server.log_tail())
             if time.perf_counter() > deadline:
-                log = server.log_tail(100_000)
+                text = server.log_tail(100_000)
                 why = ("; gunicorn killed its workers at their timeout while they answered"
-                       if "WORKER TIMEOUT" in log else "")
-                raise ServerFailed(f"{app} gave no 200 on {probe} within {START_TIMEOUT:.0f} s "
-                                   f"(last status {status or 'none'}{why})\n" + log[-2000:])
+                       if "WORKER TIMEOUT" in text else "")
+                raise ServerFailed(f"{name} gave no 200 on {probe} within {START_TIMEOUT:.0f} s "
+                                   f"(last status {status or 'none'}{why})\n" + text[-2000:])
             time.sleep(0.02)
         server.cold_start = time.perf_counter() - started
         yield server
     finally:
         _stop(server)
+
+
+@contextmanager
+def serve(app: str, env: Mapping[str, str], *, port: int | None = None, workers: int = 2,
+          probe: str = "/") -> Iterator[Server]:
+    """Serve ``app`` from the project root under the settings every compared app shares, and always stop it.
+
+    Those settings: bench/gunicorn_conf.py (Quire's shipped file, access log off), ``workers`` sync workers,
+    127.0.0.1 on ``port`` (a free one by default). Raises ServerFailed when no 200 comes on ``probe``.
+    """
+    port = port or free_port()
+    command = [PYTHON, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG), "--workers", str(workers),
+               "--worker-class", "sync", "--bind", f"127.0.0.1:{port}", app]
+    with _running(command, env, port, ROOT, probe) as server:
+        yield server
+
+
+@contextmanager
+def gunicorn(arguments: Sequence[str], env: Mapping[str, str], cwd: Path = ROOT, probe: str = "/",
+             port: int | None = None) -> Iterator[Server]:
+    """Start gunicorn with ``arguments`` (config, workers, app) on loopback, access log to /dev/null; always stop it.
+
+    For benchmarks that choose their own settings; raises ServerFailed when no 200 comes on ``probe``.
+    """
+    port = port or free_port()
+    command = [PYTHON, "-m", "gunicorn", *arguments, "--bind", f"127.0.0.1:{port}",
+               "--access-logfile", "/dev/null", "--error-logfile", "-"]
+    with _running(command, env, port, cwd, probe) as server:
+        yield server
 
 
 @contextmanager
@@ -310,7 +335,8 @@ def wrk(url: str, seconds: float, threads: int = 2, connections: int = 16, timeo
     command = [wrk_binary(), f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", f"--timeout={timeout:g}s",
                "--latency", url]
     try:
-        finished = subprocess.run(command, capture_output=True, text=True, timeout=seconds + timeout + 30)
+        finished = subprocess.run(command, capture_output=True, text=True, check=False,
+                                  timeout=seconds + timeout + 30)
     except subprocess.TimeoutExpired as error:
         raise WrkFailed(f"wrk did not finish: {' '.join(command)}") from error
     if finished.returncode != 0:
@@ -324,9 +350,25 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[object]], left: int = 1) -> str:
-    """Return a Markdown table whose first ``left`` columns align left and the rest, numbers, right."""
-    rule = ["---" if index < left else "---:" for index in range(len(header))]
+def table(header: Sequence[str], rows: Sequence[Sequence[object]], left: int | None = None) -> str:
+    """Return a Markdown table whose first ``left`` columns (all by default) align left and the rest right."""
+    rule = ["---" if left is None or index < left else "---:" for index in range(len(header))]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+@contextmanager
+def reusable_time_wait() -> Iterator[None]:
+    """Let loopback reuse TIME_WAIT ports while wrk opens a connection per request to sync workers."""
+    knob = Path("/proc/sys/net/ipv4/tcp_tw_reuse")
+    try:
+        old = knob.read_text().strip()
+        knob.write_text("1")
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        knob.write_text(old)

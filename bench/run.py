@@ -12,6 +12,7 @@ import argparse
 import datetime as dt
 import html
 import json
+import math
 import os
 import re
 import secrets
@@ -20,7 +21,6 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -29,9 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.generate import generate  # noqa: E402
 from bench.harness import (  # noqa: E402
-    ROOT, Load, OtherCpu, Server, ServerFailed, WrkFailed, fetch, free_port, gunicorn,
-    interrupt_on_sigterm, percentile,
-    table, wrk, wrk_binary,
+    ROOT, Load, OtherCpu, Server, ServerFailed, WrkFailed, fetch, free_port, interrupt_on_sigterm, percentile,
+    serve, table, wrk, wrk_binary,
 )
 
 PAGES = ("index", "category", "post")
@@ -81,8 +80,10 @@ def link_paths(page: str) -> dict[str, str]:
     return {"index": "/", **found}
 
 
-def until_consistent(url: str, accept: Callable[[bytes], bool], started: float, timeout: float) -> float:
-    """Poll ``url`` until STREAK answers in a row pass ``accept``; return seconds from ``started`` to the first.
+def until_consistent(url: str, marker: bytes, present: bool, started: float, timeout: float) -> float:
+    """Poll ``url`` until STREAK answers in a row have ``marker`` (or lack it); return seconds from ``started``.
+
+    The seconds are counted to the first answer of that streak.
 
     Returns infinity when that has not happened ``timeout`` seconds after ``started``.
     """
@@ -92,7 +93,7 @@ def until_consistent(url: str, accept: Callable[[bytes], bool], started: float, 
         if left <= 0:
             return float("inf")
         status, body = fetch(url, timeout=max(0.1, left))
-        if status == 200 and accept(body):
+        if status == 200 and (marker in body) == present:
             if streak == 0:
                 first = time.perf_counter()
             streak += 1
@@ -122,10 +123,10 @@ def new_post_latency(server: Server, folder: Path, trials: int) -> list[float]:
                              "Written while the server runs.\n", encoding="utf-8")
         started = time.perf_counter()
         os.rename(temporary, path)
-        seconds = until_consistent(server.base + "/", lambda body: marker in body, started, NEW_POST_TIMEOUT)
+        seconds = until_consistent(server.base + "/", marker, True, started, NEW_POST_TIMEOUT)
         timings.append(seconds * 1000)
         path.unlink()
-        until_consistent(server.base + "/", lambda body: marker not in body, time.perf_counter(), NEW_POST_TIMEOUT)
+        until_consistent(server.base + "/", marker, False, time.perf_counter(), NEW_POST_TIMEOUT)
         if seconds == float("inf"):
             break
     return timings
@@ -162,7 +163,7 @@ def bench_quire(size: int, posts: Path, ceiling: Path, settings: Settings) -> tu
     env = {"BLOG_POSTS_DIR": str(posts), "BLOG_URL": f"http://127.0.0.1:{port}"}
     paths = None
     try:
-        with gunicorn("wsgi:app", env, port=port) as server:
+        with serve("wsgi:app", env, port=port) as server:
             result.cold_start = server.cold_start
             paths = link_paths(fetch(server.base + "/")[1].decode("utf-8", "replace"))
             manifest = {}
@@ -197,7 +198,7 @@ def bench_app(name: str, size: int, app: str, env: dict[str, str], paths: dict[s
     """Measure one of the comparison apps; time new posts too when given the folder it serves."""
     result = Result(name, size)
     try:
-        with gunicorn(app, env, probe=paths["index"]) as server:
+        with serve(app, env, probe=paths["index"]) as server:
             result.cold_start = server.cold_start
             load_pages(result, server, paths, settings)
             if posts is not None:
@@ -224,7 +225,7 @@ def run_size(size: int, settings: Settings) -> list[Result]:
 
 
 def _number(value: float, digits: int = 0) -> str:
-    return "–" if value != value else f"{value:,.{digits}f}"
+    return "–" if math.isnan(value) else f"{value:,.{digits}f}"
 
 
 def _latencies(values: list[float]) -> str:
@@ -268,7 +269,7 @@ def report(results: list[Result], settings: Settings, context: str) -> str:
 
     def ratio(size: int, page: str, other: str, digits: int) -> str:
         value = rate(size, QUIRE, page) / rate(size, other, page)
-        return "–" if value != value else f"{value:,.{digits}f}×"
+        return "–" if math.isnan(value) else f"{value:,.{digits}f}×"
 
     ratio_rows = [[f"{size:,}", page, ratio(size, page, BASELINE, 1), ratio(size, page, CEILING, 2)]
                   for size in sizes for page in PAGES]
@@ -282,11 +283,11 @@ def report(results: list[Result], settings: Settings, context: str) -> str:
         "### Load, per page",
         table(["posts", "app", "page", "req/s", "p50 ms", "p99 ms", "errors"], load_rows, left=3),
         "### Start-up, memory, new posts",
-        "First 200 on `/` is counted from the process spawn. RSS is each worker's after the load (pages shared "
-        "copy-on-write with the master count in each). A new post is timed from its rename into the folder to "
-        f"the first of {STREAK} home pages in a row that list it (so both workers do); p50 / p99 in ms. "
-        "The last column is the most CPU that processes outside the benchmark took during any of the app's wrk "
-        "runs: where it is high the machine was shared and that app's figures are low.",
+        ("First 200 on `/` is counted from the process spawn. RSS is each worker's after the load (pages shared "
+         "copy-on-write with the master count in each). A new post is timed from its rename into the folder to "
+         f"the first of {STREAK} home pages in a row that list it (so both workers do); p50 / p99 in ms. "
+         "The last column is the most CPU that processes outside the benchmark took during any of the app's wrk "
+         "runs: where it is high the machine was shared and that app's figures are low."),
         table(["posts", "app", "first 200 on / (s)", "RSS per worker (MB)", "new post p50 / p99 ms",
                "others' CPU"], app_rows, left=2),
         "### Ratios of req/s",
