@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ from blog.content.store import Problem
 
 LARGE_FILE_FRACTION = 4  # warn once a file passes a quarter of BLOG_MAX_POST_SIZE: it is on its way to the limit
 BACKUP_SUFFIX = "~"  # the loader ignores names ending in '~', so a backup is never served as a second post
+# What any link or image in Markdown, HTML or Liquid must contain; posts without one are not rendered.
+_LINK_HINT = re.compile(r"\]\(|^ {0,3}\[[^\]^][^\]]*\]:|\b(?:href|src)\s*=|\{[{%]|<https?:",
+                        re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,8 @@ def link_problems(app: Flask) -> list[Problem]:
     resolver = LinkResolver(app)
     found = []
     for post in _all_posts(snapshot.by_url.values(), snapshot.hidden_by_url.values()):
+        if not _LINK_HINT.search(post.body):
+            continue  # rendering is most of check's time, and most posts of a big site link nowhere
         for tag, target in dict.fromkeys(links_of(post.html)):  # each broken target once per post
             path = resolver.internal_path(target)
             if path is None or resolver.resolves(path):

@@ -41,8 +41,9 @@ def test_check_lists_every_problem_per_file_and_fails_on_errors(make_app: AppFac
     assert any(line.startswith("undated.md: warning:") and "[undated]" in line for line in lines)
     assert any(line.startswith("2020-01-03-b.md: error: URL /same/") for line in lines)
     assert any(line.startswith("2020-01-02-a.md: warning: URL /same/") for line in lines)
-    assert any("2020-01-04-cover.md" in line and "[missing-cover]" in line for line in lines)
-    assert any("2020-01-04-cover.md" in line and "[unknown-layout]" in line for line in lines)
+    assert any(line.startswith("2020-01-04-cover.md:3: warning: cover") and "[missing-cover]" in line for line in lines)
+    assert any(line.startswith("2020-01-04-cover.md:4: warning: layout") and "[unknown-layout]" in line
+               for line in lines)
     assert any(line.startswith("2020-01-05-draft.md: info: draft") for line in lines)
     assert any(line.startswith("future.md: info: dated") for line in lines)
 
@@ -216,3 +217,12 @@ def test_check_warns_about_very_large_files(make_app: AppFactory, write_post: Wr
     assert result.exit_code == 1
     assert [(p["file"], p["code"], p["severity"]) for p in report["problems"]] == [
         ("2020-01-03-big.md", "large-file", "warning"), ("2020-01-04-huge.md", "unreadable", "error")]
+
+
+def test_check_follows_reference_links_but_not_footnotes(make_app: AppFactory, write_post: WritePost) -> None:
+    write_post("2020-01-03-refs.md", "See [gone][r] and a note[^1].\n\n[r]: /posts/nowhere/\n\n[^1]: A note.",
+               title="Refs")
+    code, report = _check_json(make_app)
+    assert code == 1
+    assert [(p["line"], p["code"], p["message"]) for p in report["problems"]] == [
+        (7, "broken-link", "link to /posts/nowhere/ points nowhere on this site")]

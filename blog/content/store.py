@@ -273,7 +273,8 @@ class PostStore:
             updated = max(date, rules.parse_date(updated_value, self.zone)) if updated_value else date
         except PostError:
             updated = date
-            problems.append(Problem(relative, "warning", "invalid-updated", f"ignoring last_modified_at {updated_value!r}: not a date"))
+            problems.append(Problem(relative, "warning", "invalid-updated", f"ignoring last_modified_at {updated_value!r}: not a date",
+                                    _key_line(page, "last_modified_at", "updated", "modified")))
         slug = rules.slugify(rules.first_text(meta, "slug") or stem) or rules.slugify(relative) or "post"
         categories = rules.terms(meta.get("categories") if meta.get("categories") not in (None, "") else meta.get("category"))
         tags = rules.terms(meta.get("tags") if meta.get("tags") not in (None, "") else meta.get("tag"))
@@ -281,14 +282,17 @@ class PostStore:
         url = rules.normalize_url(unquote(custom)) if custom else rules.permalink(
             self.settings["BLOG_PERMALINK"], slug=slug, date=date.astimezone(self.zone), categories=categories)
         if custom and url != custom:
-            problems.append(Problem(relative, "warning", "permalink", f"permalink {custom!r} was normalised to {url!r}"))
+            problems.append(Problem(relative, "warning", "permalink", f"permalink {custom!r} was normalised to {url!r}",
+                                    _key_line(page, "permalink")))
         cover = rules.first_text(meta, "cover", "image")
         cover_missing = bool(cover) and self._cover_missing(cover)
         if cover_missing:
-            problems.append(Problem(relative, "warning", "missing-cover", f"cover {cover!r} does not exist under static/"))
+            problems.append(Problem(relative, "warning", "missing-cover", f"cover {cover!r} does not exist under static/",
+                                    _key_line(page, "cover", "image")))
         layout = rules.first_text(meta, "layout")
         if layout and layout not in rules.KNOWN_LAYOUTS:
-            problems.append(Problem(relative, "warning", "unknown-layout", f"layout {layout!r} is unknown; using 'post'"))
+            problems.append(Problem(relative, "warning", "unknown-layout", f"layout {layout!r} is unknown; using 'post'",
+                                    _key_line(page, "layout")))
         unknown = unknown_liquid_tags(page.body)
         if unknown:
             listed = ", ".join(f"{{% {tag} %}}" for tag in unknown)
@@ -400,3 +404,8 @@ def _groups(posts: tuple[Post, ...]) -> tuple[dict[str, Group], dict[str, Group]
         {slug: Group(names[kind, slug], tuple(found)) for slug, found in sorted(groups.items())}
         for kind, groups in enumerate((categories, tags, authors))
     )
+
+
+def _key_line(page: PostPage, *keys: str) -> int | None:
+    """Return the file line of the first of ``keys`` set in the front matter, so check can point at it."""
+    return next((line for line in map(page.source.line_of, keys) if line is not None), None)
