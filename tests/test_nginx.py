@@ -113,7 +113,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("BLOG_")}, "PORT": str(gunicorn_port),
            "BLOG_POSTS_DIR": str(posts), "BLOG_CACHE_SECONDS": str(CACHE_SECONDS), "BLOG_TRUSTED_PROXIES": "1",
            "BLOG_URL": "http://blog.example.com", "WEB_CONCURRENCY": "2", "BLOG_WATCH": "poll",
-           "BLOG_POLL_INTERVAL_MS": "100", "BLOG_PREVIEW_TOKEN": TOKEN}
+           "BLOG_POLL_INTERVAL_MS": "100", "BLOG_PREVIEW_TOKEN": TOKEN,
+           "XDG_RUNTIME_DIR": str(tmp)}  # gunicorn's control socket: ours, not the one in ~/.gunicorn
     with open(gunicorn_log, "wb") as log:
         gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
                                     cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -211,6 +212,6 @@ def test_a_new_post_shows_through_the_proxy_within_the_cache_time(stack: Stack) 
                                                      encoding="utf-8")
     # Documented bound: BLOG_CACHE_SECONDS, then the one request that triggers nginx's background refresh,
     # plus the worker's poll interval (0.1 s here) to notice the file.
-    eventually(lambda: "Fresh from the press" in index_titles(), timeout=CACHE_SECONDS + 4, interval=0.05)
-    assert time.monotonic() - written < CACHE_SECONDS + 2
+    eventually(lambda: "Fresh from the press" in index_titles(), timeout=CACHE_SECONDS + 5, interval=0.05)
+    assert time.monotonic() - written < CACHE_SECONDS + 3  # 2 s of slack for a loaded test machine
     assert stack.get("/posts/fresh/")[0] == 200
