@@ -25,6 +25,9 @@ def site(make_app: AppFactory, write_post: WritePost) -> Flask:
     write_post("2020-02-01-café.md", "Unicode URL.", title="Café")
     write_post("2020-02-02-page.md", "A page.", title="About", permalink="/about.html")
     write_post("2020-02-03-plan.md", "Secret.", title="Plan", published=False)
+    write_post("2020-02-04-code.md", 'Markup shown, not linked:\n\n    <a href="/shown/nowhere/">x</a>\n\n'
+               "`<img src='/shown/none.png'>` and [a real one](/posts/post-1/ \"Post &amp; one\").",
+               title="Code")
     return make_app(BLOG_PER_PAGE="5")
 
 
@@ -53,7 +56,7 @@ def test_freeze_writes_every_page_feed_and_asset(site: Flask, tmp_path: Path) ->
     page = BeautifulSoup((out / "posts/post-13/index.html").read_text(encoding="utf-8"), "html.parser")
     assert page.find("h1").text == "Post 13"
     assert page.select_one(".post-body a")["href"] == "/posts/post-1/"
-    assert json.loads((out / "feed.json").read_text(encoding="utf-8"))["items"][0]["title"] == "About"
+    assert json.loads((out / "feed.json").read_text(encoding="utf-8"))["items"][0]["title"] == "Code"
     ElementTree.parse(out / "sitemap.xml")
     assert BeautifulSoup((out / "404.html").read_text(encoding="utf-8"), "html.parser").find("h1")
 
