@@ -226,3 +226,15 @@ def test_check_follows_reference_links_but_not_footnotes(make_app: AppFactory, w
     assert code == 1
     assert [(p["line"], p["code"], p["message"]) for p in report["problems"]] == [
         (7, "broken-link", "link to /posts/nowhere/ points nowhere on this site")]
+
+
+def test_check_points_at_the_first_unsupported_liquid_tag_and_a_link_tags_path(make_app: AppFactory,
+                                                                              write_post: WritePost) -> None:
+    write_post("2020-01-03-liquid.md", "Intro.\n\nText {% raw %}{% ok %}{% endraw %} and {% include nav.html %}.\n\n"
+               "  {% if x %}y{% endif %} See [h]({% link _docs/history.md %}#v1).", title="Liquid")
+    code, report = _check_json(make_app)
+    assert code == 1
+    found = {p["code"]: (p["line"], p["column"], p["message"]) for p in report["problems"]}
+    assert found["liquid"] == (
+        7, 40, "Liquid tags not supported, shown as they are: {% endif %}, {% if %}, {% include %}")
+    assert found["broken-link"] == (9, 42, "link to /_docs/history.md#v1 points nowhere on this site")

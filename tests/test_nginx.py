@@ -108,6 +108,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     (static / "assets").mkdir(exist_ok=True)
     (static / "assets" / "pixel.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1">'
                                                  + "<!-- padding -->" * 40 + "</svg>\n", encoding="utf-8")
+    (static / "assets" / "outside.txt").symlink_to(ROOT / "README.md")
     nginx_port, gunicorn_port = _free_port(), _free_port()
     gunicorn_log = tmp / "gunicorn.log"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("BLOG_")}, "PORT": str(gunicorn_port),
@@ -173,6 +174,8 @@ def test_static_files_are_served_by_nginx_with_long_cache_for_fingerprints(stack
     status, headers, body = stack.get("/assets/pixel.svg")
     assert status == 200 and body.startswith(b"<svg") and headers["content-type"] == "image/svg+xml"
     assert stack.get("/assets/missing.png")[0] == 404  # falls through to Quire's own 404 page
+    status, _, body = stack.get("/assets/outside.txt")  # a symlink out of static/: handed to Quire, which refuses
+    assert status == 404 and b"Quire" in body and b"## Deploying" not in body
     served_by_gunicorn = stack.gunicorn_log.read_text()
     assert "GET /static/css/pygments-light.css" not in served_by_gunicorn and "GET /assets/pixel.svg" not in served_by_gunicorn
     assert "GET /assets/missing.png" in served_by_gunicorn

@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import posixpath
+import re
 import stat as stat_module
 import threading
 import time
@@ -296,7 +297,8 @@ class PostStore:
         unknown = unknown_liquid_tags(page.body)
         if unknown:
             listed = ", ".join(f"{{% {tag} %}}" for tag in unknown)
-            problems.append(Problem(relative, "warning", "liquid", f"Liquid tags not supported, shown as they are: {listed}"))
+            problems.append(Problem(relative, "warning", "liquid", f"Liquid tags not supported, shown as they are: {listed}",
+                                    *_body_position(page, re.compile(r"\{%-?\s*(?:" + "|".join(map(re.escape, unknown)) + r")\b"))))
         draft = relative.split("/")[0] == "_drafts" or "/_drafts/" in f"/{relative}"
         published = meta.get("published", True) is not False and not draft
         post = Post(
@@ -404,6 +406,15 @@ def _groups(posts: tuple[Post, ...]) -> tuple[dict[str, Group], dict[str, Group]
         {slug: Group(names[kind, slug], tuple(found)) for slug, found in sorted(groups.items())}
         for kind, groups in enumerate((categories, tags, authors))
     )
+
+
+def _body_position(page: PostPage, pattern: re.Pattern[str]) -> tuple[int | None, int | None]:
+    """Return the file line and column where ``pattern`` first matches the body, if it does."""
+    found = pattern.search(page.body)
+    if found is None:
+        return None, None
+    start = found.start()
+    return page.source.body_line + page.body.count("\n", 0, start), start - (page.body.rfind("\n", 0, start) + 1) + 1
 
 
 def _key_line(page: PostPage, *keys: str) -> int | None:
