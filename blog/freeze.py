@@ -109,7 +109,7 @@ def verify(root: Path, base: str) -> list[tuple[str, str]]:
             continue
         page = "/" + (relative[:-len("index.html")] if file.name == "index.html" else relative)
         mimetype = "text/html" if file.suffix == ".html" else "text/plain"
-        for reference in references(file.read_bytes(), mimetype, base):
+        for reference in dict.fromkeys(references(file.read_bytes(), mimetype, base)):  # each once, in order
             target = site_path(reference, page, base)
             if target is not None and not exported(root, target):
                 broken.append((relative, reference))

@@ -81,10 +81,16 @@ def test_every_link_inside_the_export_resolves_to_a_file(site: Flask, tmp_path: 
 
 
 def test_freeze_reports_broken_links_and_fails(make_app: AppFactory, write_post: WritePost, tmp_path: Path) -> None:
-    write_post("2020-01-01-one.md", "[gone](/posts/nowhere/)", title="One")
-    code, output = freeze(make_app(), tmp_path / "site")
-    assert code == 1
-    assert "/posts/nowhere/: answered 404, not exported" in output
+    write_post("2020-01-01-one.md", "[gone](/posts/nowhere/) and [again](/posts/nowhere/)", title="One")
+    result = make_app().test_cli_runner().invoke(args=["blog", "freeze", str(tmp_path / "site")])
+    assert result.exit_code == 1
+    assert "Exporting" in result.stderr  # the progress bar's label (a bar only on a terminal)
+    errors = result.stderr.splitlines()
+    assert errors[1] == "/posts/nowhere/: answered 404, not exported"
+    # Each file that links there, once however often it does; feeds carry the link made absolute.
+    assert sorted(errors[2:]) == [f"{name}: broken link /posts/nowhere/" for name in
+                                  ("feed.json", "feed.xml", "index.html", "posts/one/index.html", "rss.xml")]
+    assert result.stdout.strip().endswith(f"files written to {tmp_path / 'site'}, 6 broken links")
 
 
 def test_freeze_replaces_its_own_export_but_never_another_folder(site: Flask, tmp_path: Path) -> None:
