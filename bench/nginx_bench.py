@@ -63,7 +63,8 @@ def nginx(scratch: Path, sites: list[str]) -> Iterator[None]:
     """Run one nginx (not as a daemon) with ``sites`` inside its http block, and always stop it."""
     for index, text in enumerate(sites):
         (scratch / f"site{index}.conf").write_text(text, encoding="utf-8")
-    temp = "\n".join(f"    {kind}_temp_path {scratch / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "\n".join(f"    {kind}_temp_path {scratch / kind};"
+                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     main = scratch / "nginx.conf"
     main.write_text(f"""{"user root;" if os.geteuid() == 0 else ""}
 worker_processes auto;

@@ -16,7 +16,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from blog import freeze as exporter
-from blog.content import Post, PostStore
+from blog.content import PostStore
 from blog.content import post as rules
 from blog.content.store import Problem
 from blog.lint import fix_mojibake, lint
@@ -33,7 +33,8 @@ def _store() -> PostStore:
 @click.argument("title")
 @click.option("--category", "categories", multiple=True, metavar="NAME", help="A category (repeat for more).")
 @click.option("--tag", "tags", multiple=True, metavar="NAME", help="A tag (repeat for more).")
-@click.option("--draft", is_flag=True, help="Write it as a draft (published: false): visible only with the preview token.")
+@click.option("--draft", is_flag=True,
+              help="Write it as a draft (published: false): visible only with the preview token.")
 def new(title: str, categories: tuple[str, ...], tags: tuple[str, ...], draft: bool) -> None:
     """Start a post: write posts/YYYY-MM-DD-slug.md with front matter and print its path and URL."""
     store = _store()
@@ -58,12 +59,11 @@ def new(title: str, categories: tuple[str, ...], tags: tuple[str, ...], draft: b
     except FileExistsError:
         raise click.ClickException(f"{path} already exists; pick another title or edit that file") from None
     store.refresh([relative])
-    post = _post_from(store, relative)
-    click.echo(path)
-    if post is None:
-        return
-    address = current_app.config["BLOG_URL"] + rules.encode_url(post.url)
+    url = rules.permalink(store.settings["BLOG_PERMALINK"], slug=slug, date=now,
+                          categories=rules.terms(list(categories)))
+    address = current_app.config["BLOG_URL"] + rules.encode_url(url)
     token = current_app.config.get("BLOG_PREVIEW_TOKEN")
+    click.echo(path)
     if draft:
         click.echo(f"{address} (a draft: remove 'published: false' to publish it)")
         if token:
@@ -73,14 +73,6 @@ def new(title: str, categories: tuple[str, ...], tags: tuple[str, ...], draft: b
     for problem in store.snapshot.problems.get(relative, ()):
         if problem.severity != "info":
             click.echo(str(problem), err=True)
-
-
-def _post_from(store: PostStore, relative: str) -> Post | None:
-    snapshot = store.snapshot
-    for post in (*snapshot.by_url.values(), *snapshot.hidden_by_url.values()):
-        if post.source == relative:
-            return post
-    return None
 
 
 @blog_cli.command("check")

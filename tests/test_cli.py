@@ -238,3 +238,11 @@ def test_check_points_at_the_first_unsupported_liquid_tag_and_a_link_tags_path(m
     assert found["liquid"] == (
         7, 40, "Liquid tags not supported, shown as they are: {% endif %}, {% if %}, {% include %}")
     assert found["broken-link"] == (9, 42, "link to /_docs/history.md#v1 points nowhere on this site")
+
+
+def test_new_warns_when_its_url_is_taken(make_app: AppFactory, write_post: WritePost) -> None:
+    write_post("2020-01-01-same-title.md", title="Same title")
+    result = make_app().test_cli_runner().invoke(args=["blog", "new", "Same title"])
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[1] == "https://blog.example.com/posts/same-title/"
+    assert "error: URL /posts/same-title/ is also used by 2020-01-01-same-title.md" in result.stderr

@@ -37,7 +37,8 @@ class Stack:
     static: Path
     gunicorn_log: Path
 
-    def get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    def get(self, path: str, headers: dict[str, str] | None = None,
+            method: str = "GET") -> tuple[int, dict[str, str], bytes]:
         """Send one request through nginx and return status, headers (lower-case names) and body."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
@@ -69,7 +70,8 @@ def _site_config(tmp: Path, nginx_port: int, gunicorn_port: int, static: Path) -
 
 def _main_config(tmp: Path, site: Path) -> str:
     user = "user root;\n" if os.geteuid() == 0 else ""  # a root master would otherwise run workers as nobody
-    temp = "\n".join(f"    {kind}_temp_path {tmp / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "\n".join(f"    {kind}_temp_path {tmp / kind};"
+                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     return f"""{user}worker_processes 1;
 pid {tmp / 'nginx.pid'};
 error_log {tmp / 'error.log'} warn;
@@ -177,7 +179,8 @@ def test_static_files_are_served_by_nginx_with_long_cache_for_fingerprints(stack
     status, _, body = stack.get("/assets/outside.txt")  # a symlink out of static/: handed to Quire, which refuses
     assert status == 404 and b"Quire" in body and b"## Deploying" not in body
     served_by_gunicorn = stack.gunicorn_log.read_text()
-    assert "GET /static/css/pygments-light.css" not in served_by_gunicorn and "GET /assets/pixel.svg" not in served_by_gunicorn
+    assert "GET /static/css/pygments-light.css" not in served_by_gunicorn
+    assert "GET /assets/pixel.svg" not in served_by_gunicorn
     assert "GET /assets/missing.png" in served_by_gunicorn
 
 

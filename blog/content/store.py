@@ -274,7 +274,8 @@ class PostStore:
             updated = max(date, rules.parse_date(updated_value, self.zone)) if updated_value else date
         except PostError:
             updated = date
-            problems.append(Problem(relative, "warning", "invalid-updated", f"ignoring last_modified_at {updated_value!r}: not a date",
+            problems.append(Problem(relative, "warning", "invalid-updated",
+                                    f"ignoring last_modified_at {updated_value!r}: not a date",
                                     _key_line(page, "last_modified_at", "updated", "modified")))
         slug = rules.slugify(rules.first_text(meta, "slug") or stem) or rules.slugify(relative) or "post"
         categories = rules.terms(meta.get("categories") if meta.get("categories") not in (None, "") else meta.get("category"))
@@ -288,17 +289,18 @@ class PostStore:
         cover = rules.first_text(meta, "cover", "image")
         cover_missing = bool(cover) and self._cover_missing(cover)
         if cover_missing:
-            problems.append(Problem(relative, "warning", "missing-cover", f"cover {cover!r} does not exist under static/",
-                                    _key_line(page, "cover", "image")))
+            problems.append(Problem(relative, "warning", "missing-cover",
+                                    f"cover {cover!r} does not exist under static/", _key_line(page, "cover", "image")))
         layout = rules.first_text(meta, "layout")
         if layout and layout not in rules.KNOWN_LAYOUTS:
-            problems.append(Problem(relative, "warning", "unknown-layout", f"layout {layout!r} is unknown; using 'post'",
-                                    _key_line(page, "layout")))
+            problems.append(Problem(relative, "warning", "unknown-layout",
+                                    f"layout {layout!r} is unknown; using 'post'", _key_line(page, "layout")))
         unknown = unknown_liquid_tags(page.body)
         if unknown:
             listed = ", ".join(f"{{% {tag} %}}" for tag in unknown)
+            first = re.compile(r"\{%-?\s*(?:" + "|".join(map(re.escape, unknown)) + r")\b")
             problems.append(Problem(relative, "warning", "liquid", f"Liquid tags not supported, shown as they are: {listed}",
-                                    *_body_position(page, re.compile(r"\{%-?\s*(?:" + "|".join(map(re.escape, unknown)) + r")\b"))))
+                                    *_body_position(page, first)))
         draft = relative.split("/")[0] == "_drafts" or "/_drafts/" in f"/{relative}"
         published = meta.get("published", True) is not False and not draft
         post = Post(
