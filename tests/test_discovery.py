@@ -139,7 +139,9 @@ def test_json_ld_cannot_break_out_of_its_script(site: Flask) -> None:
     assert "<" not in block and ">" not in block and "&" not in block
     data = json.loads(block)
     assert data["headline"] == HOSTILE_TITLE and data["description"] == "Fish & chips, 1 < 2"
-    assert BeautifulSoup(raw, "html.parser").find_all("script", type=lambda value: value != "application/ld+json") == []
+    scripts = BeautifulSoup(raw, "html.parser").find_all("script", type=lambda value: value != "application/ld+json")
+    assert [script["src"].split("?")[0] for script in scripts] == ["/static/js/copy.js"]  # only the theme's own
+    assert all(script.string is None for script in scripts)
 
 
 @pytest.mark.parametrize(("path", "prev", "next"), [
