@@ -31,6 +31,9 @@ loglevel = "info"
 # worker is ready at once; each worker then starts its own watcher and catches up with the folder.
 # Code changes need a restart (or USR2) rather than HUP with preload; content is always live.
 preload_app = True
+# gunicorn 25+ opens a control socket at one shared path under $HOME, so two instances on one machine (a
+# blog and its staging copy, or tests) would fight over it; Quire is managed with signals instead.
+control_socket_disable = True
 
 
 def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
