@@ -14,3 +14,13 @@ def test_shipped_site_serves_index_and_seed() -> None:
     titles = [a.text for a in index.select(".card-title a")]
     assert any("HKVAEX" in title for title in titles)
     assert client.get("/posts/binance-hkvaex/").status_code == 200
+
+
+def test_shipped_seed_keeps_its_front_matter_as_given() -> None:
+    from pathlib import Path
+
+    from tests.conftest import SEED
+
+    shipped = Path(__file__).resolve().parent.parent / "posts" / "2023-11-20-binance-hkvaex.md"
+    front = SEED.read_text(encoding="utf-8").split("---\n")[1]
+    assert shipped.read_text(encoding="utf-8").split("---\n")[1] == front
