@@ -12,7 +12,8 @@ from blog.content.markup import Renderer, unknown_liquid_tags
 from tests.conftest import AppFactory, WritePost
 
 SITE = {"baseurl": "", "url": "https://blog.example.com", "title": "Quire & co", "description": "A blog."}
-PAGE = {"title": "Hello <World>", "version": "4.1.0", "filters_linked_to": ["where expression", "find"]}
+PAGE = {"title": "Hello <World>", "version": "4.1.0", "zero": 0, "empty": "",
+        "filters_linked_to": ["where expression", "find"]}
 
 
 def liquid(text: str, page: dict[str, Any] | None = None) -> str:
@@ -36,7 +37,11 @@ def liquid(text: str, page: dict[str, Any] | None = None) -> str:
     ('{{ "a b" | uri_escape }}', "a%20b"),
     ("{{ page.filters_linked_to | join: ', ' }}", "where expression, find"),
     ("{{ page.filters_linked_to | size }}", "2"),
-    ("{{ page.missing | default: 'none' }}", "{{ page.missing | default: 'none' }}"),
+    ("{{ page.missing | default: 'none' }}", "none"),
+    ("{{ page.version | default: 'none' }}", "4.1.0"),
+    ("{{ page.zero | default: 'none' }}", "0"),
+    ("{{ page.empty | default: 'none' }}", "none"),
+    ("{{ page.missing | upcase | default: 'none' }}", "{{ page.missing | upcase | default: 'none' }}"),
     ("{% post_url 2020-01-01-target %}", "/posts/target/"),
     ("{% link _posts/2020-01-01-target.md %}", "/posts/target/"),
 ])

@@ -114,9 +114,9 @@ class Renderer:
         head, *filters = (part.strip() for part in _PIPE.split(expression))
         value = self._operand(head, page_values, variables)
         for entry in filters:
-            if value is _MISSING:
-                break
             name, _, raw_arguments = entry.partition(":")
+            if value is _MISSING and name.strip() != "default":  # default is how an author handles a missing value
+                break
             arguments = [self._operand(argument, page_values, variables)
                          for argument in _ARGUMENT.findall(raw_arguments)] if raw_arguments.strip() else []
             apply = _FILTERS.get(name.strip())
@@ -207,6 +207,11 @@ def _slug(site: Mapping[str, str], value: Any) -> str:
     return re.sub(r"[^a-z0-9]+", "-", str(value).lower()).strip("-")
 
 
+def _blank(value: Any) -> bool:
+    """Tell whether Liquid's default filter replaces ``value``: missing, nil, false or empty; 0 is a value."""
+    return value is _MISSING or value is None or value is False or (isinstance(value, (str, list)) and not value)
+
+
 # The Jekyll and Liquid filters that turn up in posts; anything else leaves the expression visible.
 _FILTERS: dict[str, Callable[..., Any]] = {
     "relative_url": _relative_url,
@@ -226,7 +231,7 @@ _FILTERS: dict[str, Callable[..., Any]] = {
     "size": lambda site, value: len(value),
     "first": lambda site, value: value[0],
     "last": lambda site, value: value[-1],
-    "default": lambda site, value, fallback: value if value not in ("", None, [], False) else fallback,
+    "default": lambda site, value, fallback: fallback if _blank(value) else value,
 }
 
 
