@@ -48,7 +48,7 @@ bench: $(VENV)/.dev system-deps
 
 bench-short: $(VENV)/.dev system-deps
 	$(BIN)/python bench/run.py --short
-	$(BIN)/python bench/nginx_bench.py --posts 100 --seconds 2
+	$(BIN)/python bench/nginx_bench.py --posts 100 --seconds 2 --rounds 1
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,6 +1,6 @@
 """Quire behind the shipped nginx config against nginx serving the same pages as static files.
 
-Run from the checkout: ``.venv/bin/python bench/nginx_bench.py [--posts 1000] [--seconds 5]``. One nginx
+Run from the checkout: ``.venv/bin/python bench/nginx_bench.py [--posts 1000] [--seconds 3] [--rounds 3]``. One nginx
 (``worker_processes auto``) runs two sites: ``deploy/nginx-quire.conf`` with its ports and paths moved into a
 temporary folder, proxying to gunicorn (2 sync workers) and caching pages by Quire's own Cache-Control, and
 a plain static site holding the very bytes Quire served for the same URLs. wrk drives each page over
@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import re
 import signal
+from statistics import median
 import subprocess
 import sys
 import tempfile
@@ -103,7 +104,7 @@ def wait_for(url: str) -> None:
     raise SystemExit(f"{url} never answered 200")
 
 
-def run(posts_count: int, seconds: int, connections: int) -> str:
+def run(posts_count: int, seconds: int, connections: int, rounds: int) -> str:
     """Measure every page three ways and return the Markdown report."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="quire-nginx-bench-") as scratch_name:
@@ -126,23 +127,30 @@ def run(posts_count: int, seconds: int, connections: int) -> str:
                                  static_config(static_port, static_root)]):
                 wait_for(f"http://127.0.0.1:{proxy_port}/healthz")
                 wait_for(f"http://127.0.0.1:{static_port}/")
+                servers = (("gunicorn alone", server.base), ("nginx + Quire", f"http://127.0.0.1:{proxy_port}"),
+                           ("nginx static", f"http://127.0.0.1:{static_port}"))
                 for page in PAGES:
-                    measured: dict[str, Load] = {}
-                    for name, base in (("gunicorn alone", server.base),
-                                       ("nginx + Quire", f"http://127.0.0.1:{proxy_port}"),
-                                       ("nginx static", f"http://127.0.0.1:{static_port}")):
+                    for _, base in servers:
                         for _ in range(3):
                             fetch(base + urls[page])  # warm: fill nginx's cache and Quire's response cache
-                        measured[name] = wrk(base + urls[page], seconds, threads=2, connections=connections)
-                    static_rate = measured["nginx static"].requests_per_second
-                    for name, load in measured.items():
-                        rows.append([page, name, f"{load.requests_per_second:,.0f}", f"{load.p50_ms:.2f}",
-                                     f"{load.p99_ms:.2f}", load.errors,
-                                     f"{load.requests_per_second / static_rate:.2f}×"])
+                    # Rounds alternate the servers, so a burst of other work on the machine hits them all alike.
+                    measured: dict[str, list[Load]] = {name: [] for name, _ in servers}
+                    for _ in range(rounds):
+                        for name, base in servers:
+                            measured[name].append(wrk(base + urls[page], seconds, threads=2, connections=connections))
+                    static = measured["nginx static"]
+                    for name, loads in measured.items():
+                        ratios = [load.requests_per_second / other.requests_per_second
+                                  for load, other in zip(loads, static)]
+                        rows.append([page, name, f"{median(load.requests_per_second for load in loads):,.0f}",
+                                     f"{median(load.p50_ms for load in loads):.2f}",
+                                     f"{median(load.p99_ms for load in loads):.2f}", sum(load.errors for load in loads),
+                                     f"{median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"])
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = (f"Measured {stamp} on {os.cpu_count()} cores (wrk, nginx and gunicorn share them); {posts_count:,} "
-              f"generated posts; wrk -t2 -c{connections} -d{seconds:g}s per page over keep-alive; nginx "
-              "worker_processes auto; gunicorn -w 2 sync; BLOG_CACHE_SECONDS=60.\n")
+              f"generated posts; wrk -t2 -c{connections} -d{seconds:g}s per page over keep-alive, {rounds} rounds "
+              "taking turns, medians (ratio range over the rounds in brackets); nginx worker_processes auto; "
+              "gunicorn -w 2 sync; BLOG_CACHE_SECONDS=60.\n")
     return header + "\n" + table(["page", "served by", "req/s", "p50 ms", "p99 ms", "errors", "of nginx static"],
                                  rows) + "\n"
 
@@ -151,11 +159,12 @@ def main() -> None:
     """Run the comparison and print (and save) the Markdown report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=1000)
-    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
     arguments = parser.parse_args()
     with reusable_time_wait():
-        text = run(arguments.posts, arguments.seconds, arguments.connections)
+        text = run(arguments.posts, arguments.seconds, arguments.connections, arguments.rounds)
     output = ROOT / "bench" / "results"
     output.mkdir(exist_ok=True)
     (output / "nginx.md").write_text(text, encoding="utf-8")
