@@ -21,7 +21,7 @@ EXTENSIONS = (
     "markdown.extensions.extra",  # tables, footnotes, fenced code, attribute and definition lists, abbreviations
     "markdown.extensions.sane_lists",
 )
-LIQUID_TAG = re.compile(r"\{%-?\s*(\w+)(.*?)-?%\}", re.DOTALL)
+LIQUID_TAG = re.compile(r"\{%-?\s*(\w+)((?:(?!\{%).)*?)-?%\}", re.DOTALL)  # never across another {%: linear
 LIQUID_OUTPUT = re.compile(r"\{\{-?\s*((?:[^}'\"]|'[^']*'|\"[^\"]*\")+?)\s*-?\}\}")
 _PIPE = re.compile(r"""\|(?=(?:[^'"]|'[^']*'|"[^"]*")*$)""")  # a | outside quotes
 _ARGUMENT = re.compile(r"""\s*('[^']*'|"[^"]*"|[\w.-]+)\s*(?:,|$)""")
@@ -34,23 +34,77 @@ KNOWN_LIQUID_TAGS = frozenset({"raw", "endraw", "highlight", "endhighlight", "po
                                "endfor"})
 _MISSING = object()
 
+RENDER_SECONDS = 2.0  # a post's Markdown must render within this, or it is shown as escaped text
+MAX_IDLE_ENGINES = 8
+# Python-Markdown scans ahead from every '[' and '(' for its closing mate, so thousands of unclosed ones in
+# a post cost quadratic time (10,000 unclosed '[' take half a minute); nesting costs recursion depth.
+MAX_UNCLOSED = 500
+MAX_NESTING = 100
+MAX_UNCLOSED_BLOCKS = 20  # each unclosed Liquid block is scanned to the end of the post
+_LIQUID_BLOCK = re.compile(r"\{%-?\s*(end)?(?:raw|highlight|for)\b")
+_INDENT = re.compile(r"^(?:[ \t]*>)*[ \t]*", re.MULTILINE)
+
 PostUrlResolver = Callable[[str], "str | None"]
 
 
-class Renderer:
-    """Render post bodies; one Markdown instance per thread, since Markdown objects are not thread-safe."""
+class RenderError(Exception):
+    """A post body that could not be rendered in time or at all; the site shows it as escaped text instead."""
 
-    def __init__(self, site_values: Mapping[str, Any]):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class Renderer:
+    """Render post bodies within a time budget; Markdown objects are not thread-safe, so each render takes its own."""
+
+    def __init__(self, site_values: Mapping[str, Any], sanitize: bool = False, budget: float = RENDER_SECONDS):
         self._site_values = dict(site_values)
-        self._local = threading.local()
+        self.sanitize = sanitize
+        self.budget = budget
+        self._engines: list[markdown.Markdown] = []
+        self._engines_lock = threading.Lock()
 
     def render(self, text: str, resolve: PostUrlResolver, page_values: Mapping[str, Any]) -> str:
-        """Return the HTML of Markdown ``text`` after replacing the Liquid tags Quire knows."""
-        engine = self._engine()
-        try:
-            return engine.convert(self.liquid(text, resolve, page_values))
-        finally:
-            engine.reset()
+        """Return the HTML of Markdown ``text`` after the Liquid tags Quire knows; raise RenderError past the budget.
+
+        Python cannot stop a thread, so the render runs in one of its own and is abandoned if it overruns:
+        it finishes in the background while the caller gets a RenderError (the store then serves the escaped
+        text, and never tries that version of the post again). Inputs known to take quadratic time are
+        refused up front, so that background work stays rare.
+        """
+        reason = pathological(text)
+        if reason is not None:
+            raise RenderError(f"not rendered: {reason}")
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["html"] = self._convert(text, resolve, page_values)
+            except Exception as error:  # noqa: BLE001 - any failure (RecursionError too) is this post's problem
+                outcome["error"] = error
+
+        worker = threading.Thread(target=run, name="quire-render", daemon=True)
+        worker.start()
+        worker.join(self.budget)
+        if worker.is_alive():
+            raise RenderError(f"rendering took longer than {self.budget:g} s; shown as plain text")
+        if "error" in outcome:
+            error = outcome["error"]
+            raise RenderError(f"rendering failed ({type(error).__name__}: {str(error)[:200]}); shown as plain text")
+        return clean(outcome["html"]) if self.sanitize else outcome["html"]
+
+    def _convert(self, text: str, resolve: PostUrlResolver, page_values: Mapping[str, Any]) -> str:
+        with self._engines_lock:
+            engine = self._engines.pop() if self._engines else None
+        if engine is None:
+            engine = self._engine()
+        result = engine.convert(self.liquid(text, resolve, page_values))
+        engine.reset()
+        with self._engines_lock:  # an engine whose render raised is dropped, never reused half-reset
+            if len(self._engines) < MAX_IDLE_ENGINES:
+                self._engines.append(engine)
+        return result
 
     def liquid(self, text: str, resolve: PostUrlResolver, page_values: Mapping[str, Any]) -> str:
         """Return ``text`` with Jekyll's raw, highlight, post_url, link and site/page variables applied."""
@@ -147,19 +201,54 @@ class Renderer:
             return page_values[key]
         return _MISSING
 
-    def _engine(self) -> markdown.Markdown:
-        engine = getattr(self._local, "engine", None)
-        if engine is None:
-            engine = markdown.Markdown(
-                extensions=[
-                    *EXTENSIONS,
-                    CodeHiliteExtension(css_class="highlight", guess_lang=False),
-                    TocExtension(permalink="#", permalink_class="anchor", permalink_title="Link to this section"),
-                ],
-                output_format="html",
-            )
-            self._local.engine = engine
-        return engine
+    @staticmethod
+    def _engine() -> markdown.Markdown:
+        return markdown.Markdown(
+            extensions=[
+                *EXTENSIONS,
+                CodeHiliteExtension(css_class="highlight", guess_lang=False),
+                TocExtension(permalink="#", permalink_class="anchor", permalink_title="Link to this section"),
+            ],
+            output_format="html",
+        )
+
+
+def pathological(text: str) -> str | None:
+    """Return why ``text`` would take Markdown unbounded time or depth to render, or None; linear in the text."""
+    for opening, closing in (("[", "]"), ("(", ")"), ("<", ">"), ("{%", "%}"), ("{{", "}}")):
+        unclosed = text.count(opening) - text.count(closing)
+        if unclosed > MAX_UNCLOSED:
+            return f"{unclosed:,} unclosed '{opening}' (more than {MAX_UNCLOSED})"
+    blocks = _LIQUID_BLOCK.findall(text)
+    unclosed = sum(1 for end in blocks if not end) - sum(1 for end in blocks if end)
+    if unclosed > MAX_UNCLOSED_BLOCKS:
+        return f"{unclosed:,} unclosed Liquid raw, highlight or for blocks (more than {MAX_UNCLOSED_BLOCKS})"
+    deepest = max((len(match.group(0).expandtabs(4)) for match in _INDENT.finditer(text)), default=0)
+    quotes = max((match.group(0).count(">") for match in _INDENT.finditer(text)), default=0)
+    if quotes > MAX_NESTING or deepest > 4 * MAX_NESTING:
+        return f"nested more than {MAX_NESTING} levels deep"
+    return None
+
+
+# Tags and attributes Markdown (with Quire's extensions and Pygments) produces; anything else in a post is
+# dropped when BLOG_SANITIZE is on. Links keep http(s), mailto and relative URLs only.
+_SANITIZE_ATTRIBUTES = {
+    "*": {"class", "id", "title", "lang", "dir"},
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height", "loading"},
+    "th": {"align"},
+    "td": {"align"},
+    "ol": {"start"},
+    "abbr": {"title"},
+}
+
+
+def clean(fragment: str) -> str:
+    """Return ``fragment`` with scripts, event handlers, styles and unsafe URLs removed (nh3)."""
+    import nh3  # only sites that turn BLOG_SANITIZE on pay for loading it
+
+    return nh3.clean(fragment, attributes=_SANITIZE_ATTRIBUTES, url_schemes={"http", "https", "mailto"},
+                     link_rel="noopener noreferrer nofollow")
 
 
 def jekyll_site_values(path: str) -> dict[str, Any]:
@@ -185,8 +274,19 @@ def unknown_liquid_tags(text: str) -> list[str]:
     """Return the Liquid tags in ``text`` (outside raw blocks) that Quire leaves as they are."""
     if "{%" not in text:
         return []
-    text = _RAW.sub("", text)
-    return sorted({match.group(1) for match in LIQUID_TAG.finditer(text)} - KNOWN_LIQUID_TAGS)
+    # One pass over the tags, skipping raw blocks, rather than a raw-block regex that rescans from every
+    # unclosed {% raw %} (quadratic in a hostile post, and this runs for every post at load).
+    found: set[str] = set()
+    in_raw = False
+    for match in LIQUID_TAG.finditer(text):
+        name = match.group(1)
+        if in_raw:
+            in_raw = name != "endraw"
+        elif name == "raw":
+            in_raw = True
+        else:
+            found.add(name)
+    return sorted(found - KNOWN_LIQUID_TAGS)
 
 
 _LOOP_OR_ASSIGN = re.compile(

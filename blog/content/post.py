@@ -27,7 +27,7 @@ _DATE_TEXT = re.compile(
     r"\s*(Z|[+-]\d{2}:?\d{2}|UTC|GMT)?\s*$",
     re.IGNORECASE,
 )
-_TAG = re.compile(r"<[^>]*>")
+_TAG = re.compile(r"<[^<>]*>")  # stops at the next "<", so unclosed ones cost linear time
 _BLANK_LINES = re.compile(r"\n[ \t]*\n")
 _PLACEHOLDER = re.compile(r":([a-z_]+)")
 
@@ -125,6 +125,17 @@ class Post:
         return cache[name]
 
 
+_URL_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):", re.IGNORECASE)
+_INVISIBLE = re.compile(r"[\x00-\x20\x7f]+")
+
+
+def is_safe_url(url: str) -> bool:
+    """Tell whether a front-matter URL is http(s) or site-relative: never javascript:, data: or another scheme."""
+    # Browsers drop tabs, newlines and leading spaces before reading a scheme ("java\tscript:"), so do the same.
+    scheme = _URL_SCHEME.match(_INVISIBLE.sub("", url))
+    return scheme is None or scheme.group(1).lower() in {"http", "https"}
+
+
 @functools.lru_cache(maxsize=65536)
 def slugify(text: str) -> str:
     """Return a URL slug: lower case, words joined by '-', letters of any script kept."""
@@ -219,7 +230,9 @@ def terms(value: Any) -> tuple[Term, ...]:
 
 def plain_text(markup: str, limit: int = 300) -> str:
     """Return text without tags or Markdown marks, cut at a word boundary near ``limit``."""
-    text = _TAG.sub(" ", markup)
+    # The patterns below rescan from every unclosed '[' or '<', quadratic in hostile input; ten times the
+    # limit is far more markup than any real summary needs before it is cut.
+    text = _TAG.sub(" ", markup[:limit * 10])
     text = re.sub(r"!\[([^\]]*)\]\([^)]*\)", r"\1", text)
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
     text = re.sub(r"\{%.*?%\}|\{\{.*?\}\}", " ", text)

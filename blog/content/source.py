@@ -14,6 +14,7 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 MAX_FRONT_MATTER_NODES = 10_000
+MAX_FRONT_MATTER_DEPTH = 32  # templates and JSON encoders recurse; no real front matter nests past a few levels
 MAX_FRONT_MATTER_BYTES = 64 * 1024
 _OPENING = re.compile(r"\A---[ \t]*\n")
 _CLOSING = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.MULTILINE)
@@ -185,19 +186,21 @@ def _resolve(plain: str) -> Any:
 
 
 def _check_size(meta: dict[str, Any]) -> None:
-    """Refuse front matter whose aliases or nesting expand past a sane number of values."""
+    """Refuse front matter whose aliases or nesting expand past a sane number of values or depth."""
     count = 0
-    stack: list[Any] = [meta]
+    stack: list[tuple[Any, int]] = [(meta, 1)]
     while stack:
-        value = stack.pop()
+        value, depth = stack.pop()
         count += 1
         if count > MAX_FRONT_MATTER_NODES or len(stack) > MAX_FRONT_MATTER_NODES:
             raise SourceError(f"front matter expands to more than {MAX_FRONT_MATTER_NODES:,} values (YAML aliases?)", 2)
+        if depth > MAX_FRONT_MATTER_DEPTH:
+            raise SourceError(f"front matter is nested more than {MAX_FRONT_MATTER_DEPTH} levels deep", 2)
         if isinstance(value, dict):
-            stack.extend(value.keys())
-            stack.extend(value.values())
+            stack.extend((key, depth + 1) for key in value.keys())
+            stack.extend((item, depth + 1) for item in value.values())
         elif isinstance(value, (list, tuple, set)):
-            stack.extend(value)
+            stack.extend((item, depth + 1) for item in value)
 
 
 def _line_of(data: bytes, offset: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import gc
+import html
 import logging
 import os
 import posixpath
@@ -20,7 +21,7 @@ from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 from blog.content import post as rules
-from blog.content.markup import Renderer, jekyll_site_values, unknown_liquid_tags
+from blog.content.markup import Renderer, RenderError, jekyll_site_values, unknown_liquid_tags
 from blog.content.pages import FileChanging, PostPage, PostPages, is_post_file
 from blog.content.post import Post, PostError, Term
 from blog.content.source import SourceError
@@ -117,7 +118,9 @@ class PostStore:
         self.listeners: list[Any] = []
         pages.renderer = Renderer({**jekyll_site_values(settings.get("BLOG_JEKYLL_CONFIG", "")),
                                    "baseurl": "", "url": settings["BLOG_URL"], "title": settings["BLOG_TITLE"],
-                                   "description": settings["BLOG_DESCRIPTION"]})
+                                   "description": settings["BLOG_DESCRIPTION"]},
+                                  sanitize=settings.get("BLOG_SANITIZE", False))
+        self._render_failed: dict[str, Post] = {}  # source -> the version that failed, never rendered again
         pages.resolve_post_url = self.resolve_post_url
         # Rendered bodies are kept for the most visited posts only, so memory stays flat however many
         # posts a crawler walks through; the response cache holds the finished pages in front of this.
@@ -157,10 +160,38 @@ class PostStore:
         found = self._snapshot.by_stem.get(stem)
         return found.url if found else None
 
-    @staticmethod
-    def _render_body(post: Post) -> str:
+    def _render_body(self, post: Post) -> str:
         # FlatPages' own renderer wrapper, without Page.html's cache that would keep every post forever.
-        return post.page.html_renderer(post.page)
+        return self._bounded(post, post.body, lambda: post.page.html_renderer(post.page))
+
+    def _render_text(self, relative: str, meta: dict[str, Any], text: str) -> str:
+        post = self._files[relative].post if relative in self._files else None
+        if post is None or post.meta is not meta:
+            return self.pages.render_markdown(text, meta=meta)  # a version not (or no longer) in the store
+        if text == post.body:  # an excerpt that is the whole post: render it once
+            return self.render_body(post)
+        return self._bounded(post, text, lambda: self.pages.render_markdown(text, meta=meta))
+
+    def _bounded(self, post: Post, text: str, render: Callable[[], str]) -> str:
+        """Return ``render()``, or ``text`` escaped if this version of the post failed to render (now or before)."""
+        if self._render_failed.get(post.source) is not post:
+            try:
+                return render()
+            except RenderError as error:
+                self._report_render_failure(post, error.message)
+        return '<pre class="render-fallback">' + html.escape(text) + "</pre>"
+
+    def _report_render_failure(self, post: Post, message: str) -> None:
+        with self._lock:
+            if self._render_failed.get(post.source) is post:
+                return
+            self._render_failed[post.source] = post
+            state = self._files.get(post.source)
+            if state is None or state.post is not post:
+                return
+            log.error("%s: %s", post.source, message)
+            state.problems = (*state.problems, Problem(post.source, "error", "render", message))
+            self._publish(self._build_snapshot())
 
     def problems(self) -> list[Problem]:
         """Return every current problem, by file."""
@@ -211,6 +242,7 @@ class PostStore:
         return self._update(relative, status)
 
     def _forget(self, relative: str) -> bool:
+        self._render_failed.pop(relative, None)
         if self._files.pop(relative, None) is None:
             return False
         log.info("%s: removed", relative)
@@ -287,6 +319,10 @@ class PostStore:
             problems.append(Problem(relative, "warning", "permalink", f"permalink {custom!r} was normalised to {url!r}",
                                     _key_line(page, "permalink")))
         cover = rules.first_text(meta, "cover", "image")
+        if cover and not rules.is_safe_url(cover):
+            problems.append(Problem(relative, "warning", "unsafe-cover",
+                                    f"cover {cover[:80]!r} is not an http(s) or site URL; dropped", page.source.line_of("cover")))
+            cover = None
         cover_missing = bool(cover) and self._cover_missing(cover)
         if cover_missing:
             problems.append(Problem(relative, "warning", "missing-cover",
@@ -311,7 +347,7 @@ class PostStore:
             categories=categories, tags=tags, cover=cover, cover_missing=cover_missing, layout=layout,
             body=page.body,
             published=published, draft=not published,
-            meta=meta, page=page, render=functools.partial(self.pages.render_markdown, meta=meta),
+            meta=meta, page=page, render=functools.partial(self._render_text, relative, meta),
             render_body=self.render_body, sort_key=(date.timestamp(), relative),
             stem=name.rsplit(".", 1)[0],
         )
