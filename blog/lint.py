@@ -35,12 +35,12 @@ class Repair:
 def lint(app: Flask) -> list[Problem]:
     """Return the store's problems and the whole-site ones, sorted by file, line and column."""
     store: PostStore = app.extensions["quire"]
-    found = list(store.problems())
+    found = link_problems(app)  # first: rendering for links may find a post that fails to render
+    found.extend(store.problems())
     for relative, text, size in _post_files(store):
         found.extend(_size_problems(relative, size, store.settings["BLOG_MAX_POST_SIZE"]))
         if text is not None:
             found.extend(mojibake_problems(relative, text))
-    found.extend(link_problems(app))
     return sorted(found, key=lambda problem: (problem.source, problem.line or 0, problem.column or 0, problem.code))
 
 

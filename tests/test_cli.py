@@ -246,3 +246,12 @@ def test_new_warns_when_its_url_is_taken(make_app: AppFactory, write_post: Write
     assert result.exit_code == 0
     assert result.stdout.splitlines()[1] == "https://blog.example.com/posts/same-title/"
     assert "error: URL /posts/same-title/ is also used by 2020-01-01-same-title.md" in result.stderr
+
+
+def test_check_reports_a_post_that_fails_to_render_while_checking_its_links(make_app: AppFactory,
+                                                                           write_post: WritePost) -> None:
+    write_post("2020-01-03-hostile.md", "[" * 600 + " see [home](/).", title="Hostile")
+    code, report = _check_json(make_app)
+    assert code == 1
+    assert [(p["file"], p["severity"], p["code"]) for p in report["problems"]] == [
+        ("2020-01-03-hostile.md", "error", "render")]
