@@ -135,3 +135,27 @@ def test_a_broken_jekyll_config_is_logged_and_posts_still_render(make_app: AppFa
 def test_a_missing_jekyll_config_stops_the_app_with_one_line(make_app: AppFactory, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="BLOG_JEKYLL_CONFIG must name an existing file"):
         make_app(BLOG_JEKYLL_CONFIG=str(tmp_path / "nope.yml"))
+
+
+@pytest.mark.parametrize(
+    ("body", "expected", "absent"),
+    [
+        ('<center><img src="https://example.com/a.png" title="t"></center>',
+         ['<div class="center"><img src="https://example.com/a.png" title="t" loading="lazy" decoding="async" '
+          'referrerpolicy="no-referrer"></div>'], ["<center"]),
+        ("![alt](/assets/a.png)",
+         ['<img alt="alt" src="/assets/a.png" loading="lazy" decoding="async" referrerpolicy="no-referrer">'], []),
+        ('<img src="x.png" loading="eager">', ['loading="eager" decoding="async"'], ['loading="lazy"']),
+        ("| a | b |\n|:--|--:|\n| 1 | 2 |", ['<th class="align-left">a</th>', '<td class="align-right">2</td>'],
+         ["style="]),
+        ("```text\n<center><img src=x></center>\n```", ["&lt;center&gt;&lt;img"], ['<div class="center"', "loading="]),
+    ],
+)
+def test_rendered_html_suits_the_theme_and_its_policy(make_app: AppFactory, write_post: WritePost, body: str,
+                                                      expected: list[str], absent: list[str]) -> None:
+    write_post("2020-01-01-a.md", body, title="A")
+    html = make_app().extensions["quire"].snapshot.posts[0].html
+    for fragment in expected:
+        assert fragment in html
+    for fragment in absent:
+        assert fragment not in html

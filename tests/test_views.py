@@ -119,7 +119,7 @@ def test_seed_post_keeps_raw_html_and_encodes_cover(make_app: AppFactory, posts_
     client = app.test_client()
     page = soup(client.get("/posts/binance-hkvaex/"))
     assert page.select_one("h1").text.startswith("Binance Covertly Backs HKVAEX")
-    assert page.select_one(".post-body center img")["src"].startswith("https://substackcdn.com/")
+    assert page.select_one(".post-body .center img")["src"].startswith("https://substackcdn.com/")
     assert [link.text for link in page.select("a.category")] == ["policy"]
     assert page.select_one('a[rel="author"]').text == "Quedic"
     if cover.exists():

@@ -99,7 +99,7 @@ class Renderer:
             engine = self._engines.pop() if self._engines else None
         if engine is None:
             engine = self._engine()
-        result = engine.convert(self.liquid(text, resolve, page_values))
+        result = finish_html(engine.convert(self.liquid(text, resolve, page_values)))
         engine.reset()
         with self._engines_lock:  # an engine whose render raised is dropped, never reused half-reset
             if len(self._engines) < MAX_IDLE_ENGINES:
@@ -213,6 +213,39 @@ class Renderer:
         )
 
 
+_IMG = re.compile(r"<img\b([^>]*?)(\s*/?)>", re.IGNORECASE)
+_CENTER = re.compile(r"<(/?)center\b([^>]*)>", re.IGNORECASE)
+_ALIGN_STYLE = re.compile(r'\sstyle="text-align: ?(left|right|center);?"')
+_IMG_DEFAULTS = (("loading", "lazy"), ("decoding", "async"), ("referrerpolicy", "no-referrer"))
+
+
+def finish_html(html: str) -> str:
+    """Return rendered HTML fit for the theme: lazy, referrer-less images, no obsolete or inline-styled markup.
+
+    Authors' raw HTML and Markdown's table alignment would otherwise break the page's validity
+    (``<center>``) or be dropped by the Content-Security-Policy (``style`` attributes); code samples are
+    escaped by then, so only real tags match.
+    """
+    def image(match: re.Match[str]) -> str:
+        attributes = match.group(1)
+        lowered = attributes.lower()
+        extra = "".join(f' {name}="{value}"' for name, value in _IMG_DEFAULTS if f"{name}=" not in lowered)
+        return f"<img{attributes}{extra}{match.group(2)}>"
+
+    if "<img" in html or "<IMG" in html:
+        html = _IMG.sub(image, html)
+    if "<center" in html.lower():
+        html = _CENTER.sub(_center_to_div, html)
+    if 'style="text-align' in html:
+        html = _ALIGN_STYLE.sub(lambda match: f' class="align-{match.group(1)}"', html)
+    return html
+
+
+def _center_to_div(match: re.Match[str]) -> str:
+    closing, attributes = match.groups()
+    return "</div>" if closing else f'<div class="center"{attributes}>'
+
+
 def pathological(text: str) -> str | None:
     """Return why ``text`` would take Markdown unbounded time or depth to render, or None; linear in the text."""
     for opening, closing in (("[", "]"), ("(", ")"), ("<", ">"), ("{%", "%}"), ("{{", "}}")):
@@ -235,7 +268,7 @@ def pathological(text: str) -> str | None:
 _SANITIZE_ATTRIBUTES = {
     "*": {"class", "id", "title", "lang", "dir"},
     "a": {"href", "title"},
-    "img": {"src", "alt", "title", "width", "height", "loading"},
+    "img": {"src", "alt", "title", "width", "height", "loading", "decoding", "referrerpolicy"},
     "th": {"align"},
     "td": {"align"},
     "ol": {"start"},
