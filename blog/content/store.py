@@ -120,6 +120,8 @@ class PostStore:
                                    "baseurl": "", "url": settings["BLOG_URL"], "title": settings["BLOG_TITLE"],
                                    "description": settings["BLOG_DESCRIPTION"]},
                                   sanitize=settings.get("BLOG_SANITIZE", False))
+        self._quiet = 0.0
+        self._unsettled: set[str] = set()
         self._render_failed: dict[str, Post] = {}  # source -> the version that failed, never rendered again
         pages.resolve_post_url = self.resolve_post_url
         # Rendered bodies are kept for the most visited posts only, so memory stays flat however many
@@ -210,10 +212,16 @@ class PostStore:
             gc.enable()
             gc.freeze()
 
-    def refresh(self, relatives: Iterable[str] | None = None) -> bool:
-        """Re-read the given files (or rescan all), and publish a new snapshot if anything changed."""
+    def refresh(self, relatives: Iterable[str] | None = None, quiet: float = 0.0) -> bool:
+        """Re-read the given files (or rescan all), and publish a new snapshot if anything changed.
+
+        With ``quiet``, a file modified less than that many seconds ago is left as it was (its last good
+        version keeps serving) and listed in ``take_unsettled()`` for the caller to try again: a writer that
+        pauses mid-file for less than ``quiet`` is never read half-done.
+        """
         with self._lock:
             changed = False
+            self._quiet = quiet
             if relatives is None:
                 seen: set[str] = set()
                 for relative, status in self.pages.walk():
@@ -248,10 +256,19 @@ class PostStore:
         log.info("%s: removed", relative)
         return True
 
+    def take_unsettled(self) -> set[str]:
+        """Return (and forget) the files the last quiet refresh left unread because they were just modified."""
+        with self._lock:
+            unsettled, self._unsettled = self._unsettled, set()
+            return unsettled
+
     def _update(self, relative: str, status: os.stat_result) -> bool:
         key = (status.st_mtime_ns, status.st_size, status.st_ino)
         previous = self._files.get(relative)
         if previous is not None and previous.key == key:
+            return False
+        if self._quiet and 0 <= time.time() - status.st_mtime < self._quiet:
+            self._unsettled.add(relative)
             return False
         post, problems = self._read(relative)
         last_good = post or (previous.post or previous.last_good if previous else None)

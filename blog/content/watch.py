@@ -12,6 +12,9 @@ from blog.content.store import PostStore
 log = logging.getLogger("quire.watch")
 
 SETTLE_SECONDS = 0.05  # a burst of writes to one file is read once, after it settles
+# A file is read only once it has not been modified for this long, so a writer pausing mid-file (a slow copy,
+# an editor flushing in parts) is not served half-done; a new post still shows within about 0.3 s.
+QUIET_SECONDS = 0.25
 SAFETY_RESCAN_SECONDS = 30.0  # inotify can drop events (queue overflow); a rare full stat scan catches up
 
 
@@ -113,8 +116,10 @@ class Watcher:
     def _run(self) -> None:
         interval = self.poll_interval if self.active_mode == "poll" else SAFETY_RESCAN_SECONDS
         next_scan = time.monotonic() + interval
+        retry_at: float | None = None  # when to look again at files that were still being written
         while not self._stop.is_set():
-            self._wake.wait(timeout=max(0.0, next_scan - time.monotonic()))
+            deadline = next_scan if retry_at is None else min(next_scan, retry_at)
+            self._wake.wait(timeout=max(0.0, deadline - time.monotonic()))
             if self._stop.is_set():
                 return
             if self._wake.is_set():
@@ -126,10 +131,17 @@ class Watcher:
             if time.monotonic() >= next_scan:
                 rescan = True
                 next_scan = time.monotonic() + interval
+            if retry_at is not None and time.monotonic() >= retry_at:
+                retry_at = None
             try:
                 if rescan:
-                    self.store.refresh(None)
+                    self.store.refresh(None, quiet=QUIET_SECONDS)
                 elif pending:
-                    self.store.refresh(sorted(pending))
+                    self.store.refresh(sorted(pending), quiet=QUIET_SECONDS)
             except Exception:  # noqa: BLE001 - the watcher must outlive any one bad refresh
                 log.exception("refreshing posts failed; will retry on the next change")
+            unsettled = self.store.take_unsettled()
+            if unsettled:
+                with self._lock:
+                    self._pending |= unsettled
+                retry_at = time.monotonic() + QUIET_SECONDS / 2
