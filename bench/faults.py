@@ -2,7 +2,8 @@
 
 A pool of client threads requests index, post, category, tag, feed and search pages while a mutator process
 creates, edits (in place and by atomic rename), truncates, half-writes, deletes, chmod-000s posts and renames
-their folders. Afterwards a slowloris client holds connections open and one worker is killed. Prints its
+their folders. Afterwards slowloris clients hold connections open, one worker is killed, and the master is
+sent HUP (graceful reload). Prints its
 figures and exits non-zero if any guarantee broke: a 5xx, a half-written post's text in a response, a change
 not visible within 1 s of settling, a surviving post unreachable at the end, a worker crash in the log, or a
 worker's memory past the bound.
@@ -30,6 +31,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTS = 24
@@ -339,6 +341,19 @@ def kill_a_worker(master: int, port: int, workers: int) -> dict[str, object]:
     return {"killed": victim, "replaced_in_s": round(replaced, 2), "then_status": status}
 
 
+def hup_reload(master: int, workers: int) -> dict[str, object]:
+    """Send HUP (graceful reload) and time until every worker has been replaced by a new one."""
+    old = set(worker_pids(master))
+    os.kill(master, signal.SIGHUP)
+    started = time.monotonic()
+    while time.monotonic() - started < 30:
+        pids = set(worker_pids(master))
+        if not pids & old and len(pids) == workers:
+            break
+        time.sleep(0.05)
+    return {"replaced_all_in_s": round(time.monotonic() - started, 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the fault and load test; print figures; return 0 only if every guarantee held."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -415,6 +430,13 @@ def main(argv: list[str] | None = None) -> int:
         load.finish()
         figures["after_kill"] = {"statuses": dict(sorted(load.statuses.items())),
                                  "client_errors": dict(load.errors)}
+        load = Load(port, args.clients)  # a graceful reload must cost no request at all
+        load.start()
+        time.sleep(0.5)
+        figures["hup"] = hup_reload(server.pid, args.workers)
+        time.sleep(1.0)
+        load.finish()
+        figures["hup"].update({"statuses": dict(sorted(load.statuses.items())), "client_errors": dict(load.errors)})
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -430,8 +452,9 @@ def main(argv: list[str] | None = None) -> int:
     figures["log_crash_lines"] = crashes[:5]
     statuses: dict[int, int] = figures["statuses"]  # type: ignore[assignment]
     after: dict[int, int] = figures["after_kill"]["statuses"]  # type: ignore[index]
-    figures["errors_5xx"] = sum(count for status, count in statuses.items() if int(status) >= 500) + \
-        sum(count for status, count in after.items() if int(status) >= 500)
+    hup: dict[str, Any] = figures["hup"]  # type: ignore[assignment]
+    figures["errors_5xx"] = sum(count for phase in (statuses, after, hup["statuses"])
+                                for status, count in phase.items() if int(status) >= 500)
     figures["partial_responses"] = len(load.partial) + len(figures["partial_seen_by_mutator"])  # type: ignore[arg-type]
     print(json.dumps(figures, indent=2, default=str))
 
@@ -458,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     lost = sum(figures["after_kill"]["client_errors"].values())  # type: ignore[index,union-attr]
     if lost > args.clients:
         failures.append(f"{lost} requests failed around the killed worker (at most {args.clients} were in flight)")
+    if hup["client_errors"] or hup["replaced_all_in_s"] > 25:
+        failures.append(f"graceful reload (HUP) lost requests or kept old workers: {hup}")
     shutil.rmtree(work, ignore_errors=True)
     for failure in failures:
         print(f"FAILED: {failure}")
