@@ -194,3 +194,65 @@ def test_site_serves_after_hostile_requests(client: FlaskClient) -> None:
         client.get("/static/" + attack)
     assert client.get("/posts/hello/").status_code == 200
     assert os.path.exists(client.application.static_folder or "")
+
+
+RAW_REQUESTS = [
+    b"GET /posts/\xff\xfe/ HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /static/..%2f..%2fwsgi.py HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /assets/%c0%ae%c0%ae/%c0%ae%c0%ae/wsgi.py HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /static/%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /search?q=%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /?" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: v\r\n" % n for n in range(200)) + b"\r\n",
+    b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET C:\\Windows\\win.ini HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /static/../../wsgi.py HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET \x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+]
+
+
+@pytest.mark.slow
+def test_hostile_raw_requests_through_gunicorn(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from bench.faults import fetch, free_port
+
+    (tmp_path / "posts").mkdir()
+    port = free_port()
+    env = {**os.environ, "BLOG_POSTS_DIR": str(tmp_path / "posts"), "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
+    root = Path(__file__).resolve().parent.parent
+    log = tmp_path / "log"
+    with log.open("wb") as handle:
+        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=root,
+                                  env=env, stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if fetch(port, "/healthz")[0] == 200:
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        for raw in RAW_REQUESTS:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(raw)
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+                    if b"\r\n\r\n" in answer and b"Connection: close" not in answer:
+                        break
+            status = int(answer.split(b" ", 2)[1])
+            assert 400 <= status < 500, (raw[:60], answer[:200])
+            assert b"wsgi:app" not in answer and b"create_app" not in answer
+        assert fetch(port, "/")[0] == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    assert "Traceback" not in log.read_text(errors="replace")
