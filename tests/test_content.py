@@ -173,6 +173,7 @@ def test_duplicate_urls_older_post_wins_and_both_reported(make_app: AppFactory, 
         ("Intro one.\n\nIntro two.\n<!--more-->\nRest.", {}, "Intro one.\n\nIntro two."),
         ("Part A\n\nPart B\n~~~\nRest", {"excerpt_separator": "~~~"}, "Part A\n\nPart B"),
         ("Body text.", {"excerpt": "Given excerpt."}, "Given excerpt."),
+        ("Intro with a note.[^1]\n\nMore.\n\n[^1]: The note.", {}, "Intro with a note."),
     ],
 )
 def test_excerpts(make_app: AppFactory, write_post: WritePost, body: str, meta: dict, excerpt: str) -> None:
@@ -208,8 +209,8 @@ def test_markdown_features_render(make_app: AppFactory, write_post: WritePost) -
     write_post("2020-01-01-a.md", body, title="A")
     html = only_post(make_app).html
     assert '<h2 id="section">' in html and 'class="anchor"' in html
-    assert "<table>" in html and 'class="footnote"' in html
-    assert '<div class="highlight"><pre>' in html and '<span class="nb">print</span>' in html
+    assert '<table tabindex="0">' in html and 'class="footnote"' in html
+    assert '<div class="highlight"><pre tabindex="0">' in html and '<span class="nb">print</span>' in html
     assert "<dl>" in html and '<abbr title="Hyper Text">HTML</abbr>' in html
     assert 'style=' not in html  # Pygments classes, never inline styles
 

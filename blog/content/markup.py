@@ -216,6 +216,7 @@ class Renderer:
 _IMG = re.compile(r"<img\b([^>]*?)(\s*/?)>", re.IGNORECASE)
 _CENTER = re.compile(r"<(/?)center\b([^>]*)>", re.IGNORECASE)
 _ALIGN_STYLE = re.compile(r'\sstyle="text-align: ?(left|right|center);?"')
+_SCROLLER = re.compile(r"<(pre|table)((?:\s[^>]*)?)>")
 _IMG_DEFAULTS = (("loading", "lazy"), ("decoding", "async"), ("referrerpolicy", "no-referrer"))
 
 
@@ -238,7 +239,9 @@ def finish_html(html: str) -> str:
         html = _CENTER.sub(_center_to_div, html)
     if 'style="text-align' in html:
         html = _ALIGN_STYLE.sub(lambda match: f' class="align-{match.group(1)}"', html)
-    return html
+    # Code and tables scroll sideways inside themselves on narrow screens; keyboard users must reach them.
+    return _SCROLLER.sub(lambda match: match.group(0) if "tabindex" in match.group(2)
+                         else f'<{match.group(1)} tabindex="0"{match.group(2)}>', html)
 
 
 def _center_to_div(match: re.Match[str]) -> str:

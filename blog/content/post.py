@@ -28,6 +28,7 @@ _DATE_TEXT = re.compile(
     re.IGNORECASE,
 )
 _TAG = re.compile(r"<[^<>]*>")  # stops at the next "<", so unclosed ones cost linear time
+_FOOTNOTE_REFERENCE = re.compile(r"\[\^[^\]\s]+\](?!:)")
 _BLANK_LINES = re.compile(r"\n[ \t]*\n")
 _PLACEHOLDER = re.compile(r":([a-z_]+)")
 
@@ -245,6 +246,10 @@ def plain_text(markup: str, limit: int = 300) -> str:
 
 def excerpt_of(body: str, meta: Mapping[str, Any]) -> str:
     """Return the Markdown of the excerpt: before the separator, else the first paragraph."""
+    return _FOOTNOTE_REFERENCE.sub("", _excerpt_of(body, meta))  # its footnotes are not part of it
+
+
+def _excerpt_of(body: str, meta: Mapping[str, Any]) -> str:
     separator = meta.get("excerpt_separator")
     if isinstance(separator, str) and separator and separator in body:
         return body.split(separator, 1)[0].strip()

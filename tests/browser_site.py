@@ -1,0 +1,83 @@
+"""A real server over a fixture site, shared by the browser and HTML validity tests."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from blog import create_app
+from tests.conftest import SEED
+
+CODE_POST = """---
+title: Code, tables and footnotes
+date: 2024-03-01 10:00:00 +0000
+categories: [programming]
+tags: [python]
+author: Ada Lindqvist
+cover: /assets/cover/Binance HKVAEX.jpg
+---
+
+A post with every construct the theme styles.[^note]
+
+## A code sample
+
+```python
+def greet(name: str) -> str:
+    \"\"\"Return a greeting for ``name``, one that is long enough to need a horizontal scroll bar on a phone.\"\"\"
+    return f"Hello, {name}!"
+```
+
+| Setting | Default | Meaning |
+|:--|--:|:-:|
+| `BLOG_PER_PAGE` | 10 | posts per page |
+| `BLOG_CACHE_SECONDS` | 60 | max-age of pages |
+
+Term
+:   Its definition.
+
+> A quotation, set apart.
+
+[^note]: A footnote with a [link](/).
+"""
+
+PAGES = {
+    "index": "/",
+    "post": "/posts/code-tables-and-footnotes/",
+    "seed": "/posts/binance-hkvaex/",
+    "category": "/category/programming/",
+    "search": "/search?q=python",
+    "not-found": "/no-such-page/",
+}
+
+
+def write_site(folder: Path) -> Path:
+    """Write the fixture posts (the seed among them) into ``folder``/posts and return it."""
+    posts = folder / "posts"
+    posts.mkdir(parents=True)
+    shutil.copy(SEED, posts / "2023-11-20-binance-hkvaex.md")
+    (posts / "2024-03-01-code-tables-and-footnotes.md").write_text(CODE_POST, encoding="utf-8")
+    for number in range(1, 4):
+        (posts / f"2024-01-0{number}-note-{number}.md").write_text(
+            f"---\ntitle: Note {number}\ncategories: [notes]\ntags: [python, short]\nauthor: Tomás Ferreira\n---\n\n"
+            f"Note number {number} about Python and small things.\n", encoding="utf-8")
+    return posts
+
+
+@contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    """Serve Quire over the fixture site on a free loopback port; yield its base URL."""
+    app = create_app({"BLOG_POSTS_DIR": str(write_site(folder)), "BLOG_WATCH": "off",
+                      "BLOG_URL": "http://127.0.0.1"})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
