@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 
 from blog.content import Post, PostStore, Snapshot
 from blog.content.post import plain_text
-from blog.views import cacheable
+from blog.views import PageNumbers, cacheable
 
 bp = Blueprint("search", __name__)
 
@@ -40,7 +40,7 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class Results:
+class Results(PageNumbers):
     """One page of results for a query."""
 
     query: str
@@ -55,16 +55,6 @@ class Results:
     def start(self) -> int:
         """Return the position of this page's first result in the whole ranking, from 1."""
         return (self.number - 1) * self.per_page + 1
-
-    @property
-    def has_previous(self) -> bool:
-        """Tell whether an earlier page of results exists."""
-        return self.number > 1
-
-    @property
-    def has_next(self) -> bool:
-        """Tell whether a later page of results exists."""
-        return self.number < self.pages
 
 
 def fts_query(text: str, any_term: bool = False) -> str | None:

@@ -18,24 +18,31 @@ RELATED_POSTS = 3
 bp = Blueprint("posts", __name__)
 
 
+class PageNumbers:
+    """Where a page stands among its listing's pages (``number`` of ``pages``, from 1)."""
+
+    number: int
+    pages: int
+
+    @property
+    def has_previous(self) -> bool:
+        """Tell whether an earlier page exists."""
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        """Tell whether a later page exists."""
+        return self.number < self.pages
+
+
 @dataclass(frozen=True)
-class Pagination:
+class Pagination(PageNumbers):
     """One page of a listing."""
 
     items: Sequence[Post]
     number: int
     pages: int
     total: int
-
-    @property
-    def has_previous(self) -> bool:
-        """Tell whether a newer page exists."""
-        return self.number > 1
-
-    @property
-    def has_next(self) -> bool:
-        """Tell whether an older page exists."""
-        return self.number < self.pages
 
 
 def store() -> PostStore:

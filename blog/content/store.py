@@ -434,32 +434,20 @@ class PostStore:
 
 def _groups(posts: tuple[Post, ...]) -> tuple[dict[str, Group], dict[str, Group], dict[str, Group]]:
     """Return the categories, tags and authors of ``posts``, each slug with its posts in the same order."""
-    categories: dict[str, list[Post]] = {}
-    tags: dict[str, list[Post]] = {}
-    authors: dict[str, list[Post]] = {}
+    kinds: tuple[dict[str, list[Post]], ...] = ({}, {}, {})
     names: dict[tuple[int, str], Term] = {}
     for post in posts:
-        for term in post.categories:
-            members = categories.get(term.slug)
-            if members is None:
-                members = categories[term.slug] = []
-                names[0, term.slug] = term
-            members.append(post)
-        for term in post.tags:
-            members = tags.get(term.slug)
-            if members is None:
-                members = tags[term.slug] = []
-                names[1, term.slug] = term
-            members.append(post)
-        if post.author is not None:
-            members = authors.get(post.author.slug)
-            if members is None:
-                members = authors[post.author.slug] = []
-                names[2, post.author.slug] = post.author
-            members.append(post)
+        for kind, terms in enumerate((post.categories, post.tags, (post.author,) if post.author else ())):
+            groups = kinds[kind]
+            for term in terms:
+                members = groups.get(term.slug)
+                if members is None:
+                    members = groups[term.slug] = []
+                    names[kind, term.slug] = term
+                members.append(post)
     return tuple(  # type: ignore[return-value]
         {slug: Group(names[kind, slug], tuple(found)) for slug, found in sorted(groups.items())}
-        for kind, groups in enumerate((categories, tags, authors))
+        for kind, groups in enumerate(kinds)
     )
 
 
