@@ -259,6 +259,8 @@ def pathological(text: str) -> str | None:
     unclosed = sum(1 for end in blocks if not end) - sum(1 for end in blocks if end)
     if unclosed > MAX_UNCLOSED_BLOCKS:
         return f"{unclosed:,} unclosed Liquid raw, highlight or for blocks (more than {MAX_UNCLOSED_BLOCKS})"
+    if text.count(">") <= MAX_NESTING and " " * MAX_NESTING not in text and "\t" * (MAX_NESTING // 4) not in text:
+        return None  # too few markers or too little indentation to nest that deep: skip the line scan at load
     deepest = max((len(match.group(0).expandtabs(4)) for match in _INDENT.finditer(text)), default=0)
     quotes = max((match.group(0).count(">") for match in _INDENT.finditer(text)), default=0)
     if quotes > MAX_NESTING or deepest > 4 * MAX_NESTING:

@@ -21,7 +21,7 @@ from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 from blog.content import post as rules
-from blog.content.markup import Renderer, RenderError, jekyll_site_values, unknown_liquid_tags
+from blog.content.markup import Renderer, RenderError, jekyll_site_values, pathological, unknown_liquid_tags
 from blog.content.pages import FileChanging, PostPage, PostPages, is_post_file
 from blog.content.post import Post, PostError, Term
 from blog.content.source import SourceError
@@ -191,8 +191,8 @@ class PostStore:
             state = self._files.get(post.source)
             if state is None or state.post is not post:
                 return
-            log.error("%s: %s", post.source, message)
-            state.problems = (*state.problems, Problem(post.source, "error", "render", message))
+            log.warning("%s: %s", post.source, message)
+            state.problems = (*state.problems, Problem(post.source, "warning", "render", message))
             self._publish(self._build_snapshot())
 
     def problems(self) -> list[Problem]:
@@ -348,6 +348,9 @@ class PostStore:
         if layout and layout not in rules.KNOWN_LAYOUTS:
             problems.append(Problem(relative, "warning", "unknown-layout",
                                     f"layout {layout!r} is unknown; using 'post'", _key_line(page, "layout")))
+        refused = pathological(page.body)
+        if refused is not None:  # found at load, so `blog check` and /healthz know before anyone views it
+            problems.append(Problem(relative, "warning", "render", f"not rendered: {refused}; shown as plain text"))
         unknown = unknown_liquid_tags(page.body)
         if unknown:
             listed = ", ".join(f"{{% {tag} %}}" for tag in unknown)
@@ -368,6 +371,8 @@ class PostStore:
             render_body=self.render_body, sort_key=(date.timestamp(), relative),
             stem=name.rsplit(".", 1)[0],
         )
+        if refused is not None:
+            self._render_failed[relative] = post  # never handed to Markdown
         return post, tuple(problems)
 
     def _cover_missing(self, cover: str) -> bool:
