@@ -161,7 +161,7 @@ def test_pathological_markdown_renders_in_bounded_time(make_app: AppFactory, wri
     fallback = soup.select_one("pre.render-fallback")
     problems = app.extensions["quire"].snapshot.problems.get("2020-01-02-evil.md", ())
     if fallback is not None:  # refused or too slow: reported, and shown as the escaped text
-        assert [problem.code for problem in problems if problem.severity != "info"] == ["render"]
+        assert [problem.code for problem in problems if problem.severity == "error"] == ["render"]
         assert fallback.get_text().strip() == PATHOLOGICAL_BODIES[name].strip()
 
 
@@ -293,5 +293,6 @@ def test_check_reports_a_post_that_cannot_render(make_app: AppFactory, write_pos
     write_post(GOOD, "Fine.", title="Good")
     write_post("2020-01-02-evil.md", "[" * 2000, title="Evil")
     result = make_app().test_cli_runner().invoke(args=["blog", "check"])
+    assert result.exit_code == 1
     [line] = [line for line in result.output.splitlines() if line.startswith("2020-01-02-evil.md")]
-    assert "warning" in line and "[render]" in line and "2,000 unclosed '['" in line  # served, as plain text
+    assert "error" in line and "[render]" in line and "2,000 unclosed '['" in line

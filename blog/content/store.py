@@ -191,8 +191,8 @@ class PostStore:
             state = self._files.get(post.source)
             if state is None or state.post is not post:
                 return
-            log.warning("%s: %s", post.source, message)
-            state.problems = (*state.problems, Problem(post.source, "warning", "render", message))
+            log.error("%s: %s", post.source, message)
+            state.problems = (*state.problems, Problem(post.source, "error", "render", message))
             self._publish(self._build_snapshot())
 
     def problems(self) -> list[Problem]:
@@ -350,7 +350,7 @@ class PostStore:
                                     f"layout {layout!r} is unknown; using 'post'", _key_line(page, "layout")))
         refused = pathological(page.body)
         if refused is not None:  # found at load, so `blog check` and /healthz know before anyone views it
-            problems.append(Problem(relative, "warning", "render", f"not rendered: {refused}; shown as plain text"))
+            problems.append(Problem(relative, "error", "render", f"not rendered: {refused}; shown as plain text"))
         unknown = unknown_liquid_tags(page.body)
         if unknown:
             listed = ", ".join(f"{{% {tag} %}}" for tag in unknown)
