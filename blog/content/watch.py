@@ -54,8 +54,9 @@ class Watcher:
                 self._observer = self._start_inotify()
                 self.active_mode = "inotify"
             except Exception as error:  # noqa: BLE001 - any failure to watch falls back to polling
-                if self.mode == "inotify":
-                    log.warning("inotify watching failed (%s); polling every %.1fs instead", error, self.poll_interval)
+                # Say so in auto mode too: a machine out of inotify instances (fs.inotify.max_user_instances)
+                # is an operator's business, and changes now take up to a poll interval to show.
+                log.warning("inotify watching failed (%s); polling every %.1fs instead", error, self.poll_interval)
                 self._observer = None
         # Changes may have landed since the posts were loaded (in gunicorn's master, with preload_app, possibly
         # hours ago for a recycled worker): catch up before this process serves anything.
