@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from blog.content.source import parse_simple_front_matter, split
+from blog.content.source import SourceError, parse_simple_front_matter, split
 from tests.conftest import CORPUS, SEED
 
 SIMPLE = [
@@ -80,3 +80,9 @@ def test_split_reports_the_body_line() -> None:
     source = split("---\ntitle: T\ntags: [a]\n---\n\nBody\n")
     assert source.meta == {"title": "T", "tags": ["a"]}
     assert source.body == "\nBody\n" and source.body_line == 5 and source.line_of("tags") == 3
+
+
+@pytest.mark.parametrize("raw", ["date: 2020-02-30\n", "tags:\n  - a\ndate: 2020-02-30\n", "t: 2020-01-01 25:00:00\n"])
+def test_values_yaml_recognises_but_cannot_build_are_source_errors(raw: str) -> None:
+    with pytest.raises(SourceError, match="invalid front matter"):
+        split(f"---\n{raw}---\nBody\n")

@@ -185,21 +185,24 @@ def _parse_date_text(text: str, zone: ZoneInfo) -> dt.datetime:
     if not match:
         raise PostError(f"date {text!r} is not a date; write it as YYYY-MM-DD or YYYY-MM-DD HH:MM:SS +0000")
     year, month, day, hour, minute, second, fraction, offset = match.groups()
-    tzinfo: dt.tzinfo | None = None
-    if offset:
-        if offset.upper() in {"Z", "UTC", "GMT"}:
-            tzinfo = dt.timezone.utc
-        else:
-            sign = -1 if offset[0] == "-" else 1
-            digits = offset[1:].replace(":", "")
-            tzinfo = dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
     try:
+        tzinfo = _offset_zone(offset) if offset else None  # "+2500" is no offset: a ValueError, as a bad day is
         return dt.datetime(
             int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
             int((fraction or "0")[:6].ljust(6, "0")), tzinfo=tzinfo,
         )
     except ValueError as error:
         raise PostError(f"date {text!r} is not a real date: {error}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _offset_zone(offset: str) -> dt.timezone:
+    """Return the fixed zone of a date's offset ("Z", "UTC", "+0100", "-04:00")."""
+    if offset.upper() in {"Z", "UTC", "GMT"}:
+        return dt.timezone.utc
+    sign = -1 if offset[0] == "-" else 1
+    digits = offset[1:].replace(":", "")
+    return dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
 
 
 def _lenient_date(text: str) -> str:
@@ -216,11 +219,16 @@ def terms(value: Any) -> tuple[Term, ...]:
     if value is None or value == "":
         return ()
     if isinstance(value, str):
-        names = value.split()
+        names = tuple(value.split())
     elif isinstance(value, (list, tuple)):
-        names = [str(item).strip() for item in value if item is not None and not isinstance(item, (dict, list))]
+        names = tuple(str(item).strip() for item in value if item is not None and not isinstance(item, (dict, list)))
     else:
-        names = [str(value)]
+        names = (str(value),)
+    return _terms(names)
+
+
+@functools.lru_cache(maxsize=4096)  # posts share a few sets of categories and tags: build (and keep) each once
+def _terms(names: tuple[str, ...]) -> tuple[Term, ...]:
     seen: dict[str, Term] = {}
     for name in names:
         slug = slugify(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,8 @@ def parse_front_matter(raw: str) -> dict[str, Any]:
         raise SourceError(f"invalid front matter: {problem}", line, column) from None
     except yaml.YAMLError as error:
         raise SourceError(f"invalid front matter: {error}", 2) from None
+    except (ValueError, OverflowError) as error:  # a value YAML recognised but cannot build: 2020-02-30
+        raise SourceError(f"invalid front matter: {error}", 2) from None
     if meta is None:
         return {}
     if not isinstance(meta, dict):
@@ -111,7 +114,9 @@ def parse_front_matter(raw: str) -> dict[str, Any]:
 
 _STR = "tag:yaml.org,2002:str"
 _SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "timestamp"))
-_SIMPLE_LINE = re.compile(r"([A-Za-z_][\w-]*)[ \t]*:(?:[ \t]+(.*?))?[ \t]*")
+# Greedy, and the value's trailing blanks stripped after: a lazy value before optional blanks backtracks per
+# character, which was most of the fast path's time.
+_SIMPLE_LINE = re.compile(r"([A-Za-z_][\w-]*)[ \t]*:(?:[ \t]+(.*))?")
 _PLAIN_UNSAFE = re.compile(r"""^[-?:,\[\]{}#&*!|>'"%@`]|: |\s#|:$|\t""")
 _FLOW_ITEM_UNSAFE = re.compile(r"""[\[\]{}#'"]|: |:$|^[-?:&*!|>%@`]""")
 _NON_STRING_KEYS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
@@ -134,17 +139,20 @@ def parse_simple_front_matter(raw: str) -> dict[str, Any] | None:
     """
     meta: dict[str, Any] = {}
     try:
-        for line in raw.split("\n"):
+        for number, line in enumerate(raw.split("\n"), start=2):
             stripped = line.strip()
             if not stripped or (stripped.startswith("#") and not line[0].isspace()):
                 continue
             match = _SIMPLE_LINE.fullmatch(line)
             if match is None:
                 return None
-            key, value = match.group(1), match.group(2) or ""
+            key, value = match.group(1), (match.group(2) or "").rstrip(" \t")
             if key.lower() in _NON_STRING_KEYS:  # YAML 1.1 reads these keys as booleans or null
                 return None
-            meta[key] = _simple_value(value)
+            try:
+                meta[key] = _simple_value(value)
+            except (ValueError, OverflowError) as error:  # a value YAML recognised but cannot build: 2020-02-30
+                raise SourceError(f"invalid front matter: {key}: {error}", number) from None
     except _NotSimple:
         return None
     return meta
@@ -165,15 +173,21 @@ def _simple_value(value: str) -> Any:
         inner = value[1:-1].strip()
         if not inner:
             return []
-        items = [item.strip() for item in inner.split(",")]
-        if any(not item or _FLOW_ITEM_UNSAFE.search(item) for item in items):
-            raise _NotSimple
-        return [_resolve(item) for item in items]
+        return list(_flow_items(inner))  # a new list per post: front matter values may be changed by their user
     if value and _PLAIN_UNSAFE.search(value):
         raise _NotSimple
     return _resolve(value)
 
 
+@functools.lru_cache(maxsize=4096)  # the same few categories and tags recur in every post
+def _flow_items(inner: str) -> tuple[Any, ...]:
+    items = [item.strip() for item in inner.split(",")]
+    if any(not item or _FLOW_ITEM_UNSAFE.search(item) for item in items):
+        raise _NotSimple
+    return tuple(map(_resolve, items))
+
+
+@functools.lru_cache(maxsize=4096)  # and the same authors and layouts; every value it returns is immutable
 def _resolve(plain: str) -> Any:
     if plain and plain[0] not in _RESOLVER_FIRST_CHARACTERS:  # no implicit type starts this way: a string
         return plain
