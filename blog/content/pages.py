@@ -77,7 +77,7 @@ class PostPages(FlatPages):
         """Render Markdown with the renderer and post-URL resolver the store attached."""
         return self.renderer.render(text, self.resolve_post_url, meta)
 
-    def read(self, relative: str, max_size: int) -> tuple[PostPage, os.stat_result]:
+    def read(self, relative: str, max_size: int) -> tuple[Source, os.stat_result]:
         """Read and parse one post file; raise SourceError or OSError when it cannot be used."""
         descriptor = os.open(os.path.join(self.root, relative), _READ_FLAGS)
         try:
@@ -90,10 +90,13 @@ class PostPages(FlatPages):
             os.close(descriptor)
         if len(data) != status.st_size:
             raise FileChanging(f"file changed while being read ({status.st_size:,} bytes expected, {len(data):,} read)")
-        source = split(decode(data, max_size))
+        return split(decode(data, max_size)), status
+
+    def page(self, relative: str, source: Source) -> PostPage:
+        """Return the FlatPages page of a post file read by ``read``."""
         if self._renderer_wrapper is None:
             self._renderer_wrapper = self._smart_html_renderer(self.config("html_renderer"))
-        return PostPage(relative.rsplit(".", 1)[0], source, os.path.dirname(relative), self._renderer_wrapper), status
+        return PostPage(relative.rsplit(".", 1)[0], source, os.path.dirname(relative), self._renderer_wrapper)
 
 
 def _read_exactly(descriptor: int, size: int) -> bytes:

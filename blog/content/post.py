@@ -218,6 +218,8 @@ def terms(value: Any) -> tuple[Term, ...]:
     """Return categories or tags from a YAML list or a space-separated string (Jekyll's rule)."""
     if value is None or value == "":
         return ()
+    if type(value) is list and all(type(item) is str for item in value):  # the usual [a, b]: no copying
+        return _terms(tuple(value))
     if isinstance(value, str):
         names = tuple(value.split())
     elif isinstance(value, (list, tuple)):
@@ -230,7 +232,7 @@ def terms(value: Any) -> tuple[Term, ...]:
 @functools.lru_cache(maxsize=4096)  # posts share a few sets of categories and tags: build (and keep) each once
 def _terms(names: tuple[str, ...]) -> tuple[Term, ...]:
     seen: dict[str, Term] = {}
-    for name in names:
+    for name in map(str.strip, names):
         slug = slugify(name)
         if name and slug and slug not in seen:
             seen[slug] = Term(name, slug)
@@ -341,6 +343,11 @@ def first_text(meta: Mapping[str, Any], *keys: str) -> str | None:
     """Return the first of ``keys`` whose value is a non-empty scalar, as text."""
     for key in keys:
         value = meta.get(key)
+        if type(value) is str:  # nearly always: skip the checks below
+            value = value.strip()
+            if value:
+                return value
+            continue
         if isinstance(value, dict):
             value = value.get("name") or value.get("path") or value.get("url")
         if value is not None and not isinstance(value, (list, dict)) and str(value).strip():

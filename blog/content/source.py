@@ -117,6 +117,7 @@ _SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("null", "bool"
 # Greedy, and the value's trailing blanks stripped after: a lazy value before optional blanks backtracks per
 # character, which was most of the fast path's time.
 _SIMPLE_LINE = re.compile(r"([A-Za-z_][\w-]*)[ \t]*:(?:[ \t]+(.*))?")
+_SIMPLE_LINES = re.compile(r"^([A-Za-z_][\w-]*)[ \t]*:(?:[ \t]+(.*))?$", re.MULTILINE)
 _PLAIN_UNSAFE = re.compile(r"""^[-?:,\[\]{}#&*!|>'"%@`]|: |\s#|:$|\t""")
 _FLOW_ITEM_UNSAFE = re.compile(r"""[\[\]{}#'"]|: |:$|^[-?:&*!|>%@`]""")
 _NON_STRING_KEYS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
@@ -137,25 +138,40 @@ def parse_simple_front_matter(raw: str) -> dict[str, Any] | None:
     identical; anything else (block lists, nesting, quotes with escapes, anchors, tags) returns None and
     goes to the real parser.
     """
+    if "\x85" in raw or "\u2028" in raw or "\u2029" in raw:  # line breaks to YAML, not to str.split or re
+        return None
+    lines = _simple_lines(raw)
+    if lines is None:
+        return None
     meta: dict[str, Any] = {}
     try:
-        for number, line in enumerate(raw.split("\n"), start=2):
-            stripped = line.strip()
-            if not stripped or (stripped.startswith("#") and not line[0].isspace()):
-                continue
-            match = _SIMPLE_LINE.fullmatch(line)
-            if match is None:
-                return None
-            key, value = match.group(1), (match.group(2) or "").rstrip(" \t")
+        for number, key, value in lines:
             if key.lower() in _NON_STRING_KEYS:  # YAML 1.1 reads these keys as booleans or null
                 return None
             try:
-                meta[key] = _simple_value(value)
+                meta[key] = _simple_value(value.rstrip(" \t"))
             except (ValueError, OverflowError) as error:  # a value YAML recognised but cannot build: 2020-02-30
                 raise SourceError(f"invalid front matter: {key}: {error}", number) from None
     except _NotSimple:
         return None
     return meta
+
+
+def _simple_lines(raw: str) -> list[tuple[int, str, str]] | None:
+    """Return (file line, key, value) of every ``key: value`` line, or None if another kind of line is there."""
+    pairs = _SIMPLE_LINES.findall(raw)  # one C pass; right as it is when every line is a key (the usual case)
+    if len(pairs) == raw.count("\n") + (not raw.endswith("\n")):
+        return [(number, key, value) for number, (key, value) in enumerate(pairs, start=2)]
+    lines = []
+    for number, line in enumerate(raw.split("\n"), start=2):  # blank and comment lines in between
+        stripped = line.strip()
+        if not stripped or (stripped.startswith("#") and not line[0].isspace()):
+            continue
+        match = _SIMPLE_LINE.fullmatch(line)
+        if match is None:
+            return None
+        lines.append((number, match.group(1), match.group(2) or ""))
+    return lines
 
 
 def _simple_value(value: str) -> Any:

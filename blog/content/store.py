@@ -14,7 +14,7 @@ import stat as stat_module
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 from urllib.parse import unquote
@@ -22,9 +22,10 @@ from zoneinfo import ZoneInfo
 
 from blog.content import post as rules
 from blog.content.markup import Renderer, RenderError, jekyll_site_values, pathological, unknown_liquid_tags
-from blog.content.pages import FileChanging, PostPage, PostPages, is_post_file
+from blog.content.pages import FileChanging, PostPages, is_post_file
+from blog.content.parallel import forked_map
 from blog.content.post import Post, PostError, Term
-from blog.content.source import SourceError
+from blog.content.source import Source, SourceError
 
 log = logging.getLogger("quire.content")
 
@@ -88,6 +89,16 @@ class Snapshot:
     @functools.cached_property
     def _positions(self) -> dict[str, int]:
         return {post.url: index for index, post in enumerate(self.posts)}
+
+
+@dataclass(frozen=True)
+class _Description:
+    """What reading one file gave: the parts of its Post that are plain data (picklable), and its problems."""
+
+    source: Source | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[Problem, ...] = ()
+    refused: bool = False  # the body is never handed to Markdown (see markup.pathological)
 
 
 @dataclass
@@ -223,11 +234,13 @@ class PostStore:
             changed = False
             self._quiet = quiet
             if relatives is None:
-                seen: set[str] = set()
-                for relative, status in self.pages.walk():
-                    seen.add(relative)
-                    changed |= self._update(relative, status)
-                for gone in set(self._files) - seen:
+                listed = list(self.pages.walk())
+                described: list[_Description | None] = [None] * len(listed)
+                if not self._files:  # the first load: every file is new, so read them on all cores
+                    described = forked_map(self._describe, [relative for relative, _ in listed])
+                for (relative, status), description in zip(listed, described):
+                    changed |= self._update(relative, status, description)
+                for gone in set(self._files) - {relative for relative, _ in listed}:
                     changed |= self._forget(gone)
             else:
                 extensions = tuple(self.pages.config("extension"))
@@ -262,7 +275,7 @@ class PostStore:
             unsettled, self._unsettled = self._unsettled, set()
             return unsettled
 
-    def _update(self, relative: str, status: os.stat_result) -> bool:
+    def _update(self, relative: str, status: os.stat_result, description: _Description | None = None) -> bool:
         key = (status.st_mtime_ns, status.st_size, status.st_ino)
         previous = self._files.get(relative)
         if previous is not None and previous.key == key:
@@ -270,7 +283,7 @@ class PostStore:
         if self._quiet and 0 <= time.time() - status.st_mtime < self._quiet:
             self._unsettled.add(relative)
             return False
-        post, problems = self._read(relative)
+        post, problems = self._attach(relative, description or self._describe(relative))
         last_good = post or (previous.post or previous.last_good if previous else None)
         if post is None and last_good is not None:
             problems = (*problems, Problem(relative, "warning", "stale",
@@ -282,34 +295,46 @@ class PostStore:
         self._files[relative] = state
         return True
 
-    def _read(self, relative: str) -> tuple[Post | None, tuple[Problem, ...]]:
+    def _describe(self, relative: str) -> _Description:
+        """Read one file and work out its post, as plain data: it may be computed in a forked loader process."""
         try:
-            page, status = self.pages.read(relative, self.settings["BLOG_MAX_POST_SIZE"])
-            return self._build_post(relative, page, status)
+            source, status = self.pages.read(relative, self.settings["BLOG_MAX_POST_SIZE"])
+            return self._describe_post(relative, source, status)
         except FileChanging as error:
-            return None, (Problem(relative, "warning", "changing", error.message),)
+            return _Description(problems=(Problem(relative, "warning", "changing", error.message),))
         except SourceError as error:
-            return None, (Problem(relative, "error", "unreadable", error.message, error.line, error.column),)
+            return _Description(problems=(Problem(relative, "error", "unreadable", error.message, error.line, error.column),))
         except PostError as error:
-            return None, (Problem(relative, "error", "invalid", str(error), error.line),)
+            return _Description(problems=(Problem(relative, "error", "invalid", str(error), error.line),))
         except FileNotFoundError:
-            return None, ()
+            return _Description()
         except OSError as error:
-            return None, (Problem(relative, "error", "unreadable", f"cannot read the file: {error.strerror}"),)
+            return _Description(problems=(Problem(relative, "error", "unreadable", f"cannot read the file: {error.strerror}"),))
 
-    def _build_post(self, relative: str, page: PostPage, status: os.stat_result) -> tuple[Post, tuple[Problem, ...]]:
-        meta = page.meta
+    def _attach(self, relative: str, description: _Description) -> tuple[Post | None, tuple[Problem, ...]]:
+        """Make the Post a description gives, bound to this store's renderer and caches."""
+        source = description.source
+        if source is None:
+            return None, description.problems
+        post = Post(**description.fields, body=source.body, meta=source.meta, page=self.pages.page(relative, source),
+                    render=functools.partial(self._render_text, relative, source.meta), render_body=self.render_body)
+        if description.refused:
+            self._render_failed[relative] = post  # never handed to Markdown
+        return post, description.problems
+
+    def _describe_post(self, relative: str, source: Source, status: os.stat_result) -> _Description:
+        meta = source.meta
         problems: list[Problem] = []
         name = posixpath.basename(relative)
         file_date, stem = rules.split_file_name(name)
-        if not page.source.has_front_matter:
+        if not source.has_front_matter:
             problems.append(Problem(relative, "warning", "no-front-matter", "no front matter: title and date are guessed", 1))
         dated = True
         if meta.get("date") not in (None, ""):
             try:
                 date = rules.parse_date(meta["date"], self.zone)
             except PostError as error:
-                error.line = page.source.line_of("date")
+                error.line = source.line_of("date")
                 raise
         elif file_date is not None:
             date = dt.datetime(file_date.year, file_date.month, file_date.day, tzinfo=self.zone)
@@ -325,7 +350,7 @@ class PostStore:
             updated = date
             problems.append(Problem(relative, "warning", "invalid-updated",
                                     f"ignoring last_modified_at {updated_value!r}: not a date",
-                                    _key_line(page, "last_modified_at", "updated", "modified")))
+                                    _key_line(source, "last_modified_at", "updated", "modified")))
         slug = rules.slugify(rules.first_text(meta, "slug") or stem) or rules.slugify(relative) or "post"
         categories = rules.terms(meta.get("categories") if meta.get("categories") not in (None, "") else meta.get("category"))
         tags = rules.terms(meta.get("tags") if meta.get("tags") not in (None, "") else meta.get("tag"))
@@ -334,46 +359,41 @@ class PostStore:
             self.settings["BLOG_PERMALINK"], slug=slug, date=date.astimezone(self.zone), categories=categories)
         if custom and url != custom:
             problems.append(Problem(relative, "warning", "permalink", f"permalink {custom!r} was normalised to {url!r}",
-                                    _key_line(page, "permalink")))
+                                    _key_line(source, "permalink")))
         cover = rules.first_text(meta, "cover", "image")
         if cover and not rules.is_safe_url(cover):
             problems.append(Problem(relative, "warning", "unsafe-cover",
-                                    f"cover {cover[:80]!r} is not an http(s) or site URL; dropped", page.source.line_of("cover")))
+                                    f"cover {cover[:80]!r} is not an http(s) or site URL; dropped", source.line_of("cover")))
             cover = None
         cover_missing = bool(cover) and self._cover_missing(cover)
         if cover_missing:
             problems.append(Problem(relative, "warning", "missing-cover",
-                                    f"cover {cover!r} does not exist under static/", _key_line(page, "cover", "image")))
+                                    f"cover {cover!r} does not exist under static/", _key_line(source, "cover", "image")))
         layout = rules.first_text(meta, "layout")
         if layout and layout not in rules.KNOWN_LAYOUTS:
             problems.append(Problem(relative, "warning", "unknown-layout",
-                                    f"layout {layout!r} is unknown; using 'post'", _key_line(page, "layout")))
-        refused = pathological(page.body)
+                                    f"layout {layout!r} is unknown; using 'post'", _key_line(source, "layout")))
+        refused = pathological(source.body)
         if refused is not None:  # found at load, so `blog check` and /healthz know before anyone views it
             problems.append(Problem(relative, "error", "render", f"not rendered: {refused}; shown as plain text"))
-        unknown = unknown_liquid_tags(page.body)
+        unknown = unknown_liquid_tags(source.body)
         if unknown:
             listed = ", ".join(f"{{% {tag} %}}" for tag in unknown)
             first = re.compile(r"\{%-?\s*(?:" + "|".join(map(re.escape, unknown)) + r")\b")
             problems.append(Problem(relative, "warning", "liquid", f"Liquid tags not supported, shown as they are: {listed}",
-                                    *_body_position(page, first)))
+                                    *_body_position(source, first)))
         draft = relative.split("/")[0] == "_drafts" or "/_drafts/" in f"/{relative}"
         published = meta.get("published", True) is not False and not draft
-        post = Post(
-            source=relative, url=url, slug=slug,
-            title=rules.first_text(meta, "title") or rules.title_from_slug(slug),
-            date=date, updated=updated, dated=dated,
-            author=rules.term(rules.first_text(meta, "author")),
-            categories=categories, tags=tags, cover=cover, cover_missing=cover_missing, layout=layout,
-            body=page.body,
-            published=published, draft=not published,
-            meta=meta, page=page, render=functools.partial(self._render_text, relative, meta),
-            render_body=self.render_body, sort_key=(date.timestamp(), relative),
-            stem=name.rsplit(".", 1)[0],
-        )
-        if refused is not None:
-            self._render_failed[relative] = post  # never handed to Markdown
-        return post, tuple(problems)
+        fields = {
+            "source": relative, "url": url, "slug": slug,
+            "title": rules.first_text(meta, "title") or rules.title_from_slug(slug),
+            "date": date, "updated": updated, "dated": dated,
+            "author": rules.term(rules.first_text(meta, "author")),
+            "categories": categories, "tags": tags, "cover": cover, "cover_missing": cover_missing, "layout": layout,
+            "published": published, "draft": not published,
+            "sort_key": (date.timestamp(), relative), "stem": name.rsplit(".", 1)[0],
+        }
+        return _Description(source, fields, tuple(problems), refused is not None)
 
     def _cover_missing(self, cover: str) -> bool:
         if "://" in cover or cover.startswith("//") or cover.startswith("data:"):
@@ -456,15 +476,15 @@ def _groups(posts: tuple[Post, ...]) -> tuple[dict[str, Group], dict[str, Group]
     )
 
 
-def _body_position(page: PostPage, pattern: re.Pattern[str]) -> tuple[int | None, int | None]:
+def _body_position(source: Source, pattern: re.Pattern[str]) -> tuple[int | None, int | None]:
     """Return the file line and column where ``pattern`` first matches the body, if it does."""
-    found = pattern.search(page.body)
+    found = pattern.search(source.body)
     if found is None:
         return None, None
     start = found.start()
-    return page.source.body_line + page.body.count("\n", 0, start), start - (page.body.rfind("\n", 0, start) + 1) + 1
+    return source.body_line + source.body.count("\n", 0, start), start - (source.body.rfind("\n", 0, start) + 1) + 1
 
 
-def _key_line(page: PostPage, *keys: str) -> int | None:
+def _key_line(source: Source, *keys: str) -> int | None:
     """Return the file line of the first of ``keys`` set in the front matter, so check can point at it."""
-    return next((line for line in map(page.source.line_of, keys) if line is not None), None)
+    return next((line for line in map(source.line_of, keys) if line is not None), None)

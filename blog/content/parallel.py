@@ -1,0 +1,97 @@
+"""Spreading the first load of a large posts folder over the machine's cores, with fork and a pipe per child.
+
+Reading and parsing 10,000 posts is pure Python, about 1.5 s on one core: most of gunicorn's start. With
+``preload_app`` the master does it once for every worker, so its cores are otherwise idle. Forked children
+each take a slice of the files and send back their results pickled; the parent works on its own slice
+meanwhile. Anything a child fails to deliver is done again in the parent, so the result never depends on
+the children.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import threading
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+log = logging.getLogger("quire.content")
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+# Below this many items per process, forking (a few milliseconds) and pickling cost more than they save.
+MIN_ITEMS_PER_PROCESS = 500
+MAX_PROCESSES = 8
+
+
+def usable_cpus() -> int:
+    """Return how many CPUs this process may run on (its affinity, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def forked_map(function: Callable[[Item], Result], items: Sequence[Item],
+               processes: int | None = None) -> list[Result]:
+    """Return ``[function(item) for item in items]``, computed in slices by this process and forked children.
+
+    Results must be picklable. Runs everything here when there is one CPU, few items, no ``os.fork``, or
+    other threads in this process (a fork copies their locks in whatever state they are).
+    """
+    wanted = min(processes or usable_cpus(), MAX_PROCESSES, len(items) // MIN_ITEMS_PER_PROCESS)
+    if wanted < 2 or not hasattr(os, "fork") or threading.active_count() > 1:
+        return [function(item) for item in items]
+    bounds = [len(items) * index // wanted for index in range(wanted + 1)]
+    slices = [items[start:end] for start, end in zip(bounds, bounds[1:])]
+    children = [_spawn(function, part) for part in slices[1:]]
+    results = [function(item) for item in slices[0]]
+    for part, child in zip(slices[1:], children):
+        results.extend(_collect(child, function, part))
+    return results
+
+
+def _spawn(function: Callable[[Item], Result], part: Sequence[Item]) -> tuple[int, int] | None:
+    """Fork a child that computes ``part`` and writes the pickled results to a pipe; return (pid, read end)."""
+    reading, writing = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError as error:
+        os.close(reading)
+        os.close(writing)
+        log.warning("cannot fork a loading process (%s); loading its %d files here", error, len(part))
+        return None
+    if pid == 0:  # the child: never returns, never runs the parent's exit handlers or flushes its buffers
+        code = 1
+        try:
+            os.close(reading)
+            data = pickle.dumps([function(item) for item in part], protocol=pickle.HIGHEST_PROTOCOL)
+            with open(writing, "wb") as pipe:
+                pipe.write(data)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(writing)
+    return pid, reading
+
+
+def _collect(child: tuple[int, int] | None, function: Callable[[Item], Result],
+             part: Sequence[Item]) -> list[Result]:
+    """Return a child's results, or compute ``part`` here if the child failed in any way."""
+    if child is None:
+        return [function(item) for item in part]
+    pid, reading = child
+    with open(reading, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if status == 0:
+        try:
+            results = pickle.loads(data)  # noqa: S301 - written by our own forked child, through a private pipe
+        except Exception:  # noqa: BLE001 - a truncated or unreadable result is redone below
+            results = None
+        if isinstance(results, list) and len(results) == len(part):
+            return results
+    log.warning("a loading process failed (wait status %d); loading its %d files here", status, len(part))
+    return [function(item) for item in part]
