@@ -60,6 +60,7 @@ class Result:
     app: str
     size: int
     cold_start: float = float("nan")
+    restart: float = float("nan")  # Quire only: the first 200 again, with the post cache the first start wrote
     rss_mb: list[float] = field(default_factory=list)
     loads: dict[str, Load] = field(default_factory=dict)
     load_failures: dict[str, str] = field(default_factory=dict)
@@ -160,7 +161,9 @@ def bench_quire(size: int, posts: Path, ceiling: Path, settings: Settings) -> tu
         result.failure = f"no wsgi.py in {ROOT}"
         return result, None
     port = free_port()
-    env = {"BLOG_POSTS_DIR": str(posts), "BLOG_URL": f"http://127.0.0.1:{port}"}
+    # The post cache starts empty, so the first start parses every file, and is deleted with the posts.
+    env = {"BLOG_POSTS_DIR": str(posts), "BLOG_URL": f"http://127.0.0.1:{port}",
+           "BLOG_CACHE_DIR": str(posts.parent / "post-cache")}
     paths = None
     try:
         with serve("wsgi:app", env, port=port) as server:
@@ -175,6 +178,8 @@ def bench_quire(size: int, posts: Path, ceiling: Path, settings: Settings) -> tu
             (ceiling / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
             load_pages(result, server, paths, settings)
             result.new_post_ms = new_post_latency(server, posts, settings.trials)
+        with serve("wsgi:app", env, port=port) as server:  # a restart, as after a deploy
+            result.restart = server.cold_start
     except ServerFailed as error:
         result.failure = str(error).splitlines()[0]
     return result, paths
@@ -247,7 +252,7 @@ def report(results: list[Result], settings: Settings, context: str) -> str:
         size = f"{result.size:,}"
         if result.failure:
             load_rows.append([size, result.app, "all", f"failed: {result.failure}", "", "", ""])
-            app_rows.append([size, result.app, f"failed: {result.failure}", "", "", ""])
+            app_rows.append([size, result.app, f"failed: {result.failure}", "", "", "", ""])
             continue
         for page in PAGES:
             load = result.loads.get(page)
@@ -257,7 +262,7 @@ def report(results: list[Result], settings: Settings, context: str) -> str:
                 continue
             load_rows.append([size, result.app, page, _number(load.requests_per_second), _number(load.p50_ms, 2),
                               _number(load.p99_ms, 2), f"{load.errors:,} of {load.requests:,}"])
-        app_rows.append([size, result.app, _number(result.cold_start, 2),
+        app_rows.append([size, result.app, _number(result.cold_start, 2), _number(result.restart, 2),
                          " / ".join(f"{rss:.1f}" for rss in result.rss_mb) or "–", _latencies(result.new_post_ms),
                          f"{max(result.other_cpu):.0%}" if result.other_cpu else "–"])
     by_key = {(result.size, result.app): result for result in results if not result.failure}
@@ -283,12 +288,13 @@ def report(results: list[Result], settings: Settings, context: str) -> str:
         "### Load, per page",
         table(["posts", "app", "page", "req/s", "p50 ms", "p99 ms", "errors"], load_rows, left=3),
         "### Start-up, memory, new posts",
-        ("First 200 on `/` is counted from the process spawn. RSS is each worker's after the load (pages shared "
+        ("First 200 on `/` is counted from the process spawn; Quire's first start parses every post (its post "
+         "cache is empty), its restart reads the cache that start wrote. RSS is each worker's after the load (pages shared "
          "copy-on-write with the master count in each). A new post is timed from its rename into the folder to "
          f"the first of {STREAK} home pages in a row that list it (so both workers do); p50 / p99 in ms. "
          "The last column is the most CPU that processes outside the benchmark took during any of the app's wrk "
          "runs: where it is high the machine was shared and that app's figures are low."),
-        table(["posts", "app", "first 200 on / (s)", "RSS per worker (MB)", "new post p50 / p99 ms",
+        table(["posts", "app", "first 200 on / (s)", "restart (s)", "RSS per worker (MB)", "new post p50 / p99 ms",
                "others' CPU"], app_rows, left=2),
         "### Ratios of req/s",
         table(["posts", "page", "Quire / baseline", "Quire / ceiling"], ratio_rows, left=2),

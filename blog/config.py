@@ -141,6 +141,15 @@ def _token(name: str, raw: str) -> str:
     return value
 
 
+def _cache_dir(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value.lower() in {"auto", "off"}:
+        return value.lower()
+    if not value or value.lower() in _FALSE:
+        return "off"
+    return _path(name, value)
+
+
 def _optional_file(name: str, raw: str) -> str:
     if not raw.strip():
         return ""
@@ -173,6 +182,9 @@ SETTINGS = (
             "Secret that shows drafts and future posts at their URL with ?preview=<token> (empty: previews off)."),
     Setting("BLOG_JEKYLL_CONFIG", "", _optional_file,
             "A Jekyll _config.yml whose top-level values posts may use as {{ site.<key> }} (empty: none)."),
+    Setting("BLOG_CACHE_DIR", "auto", _cache_dir,
+            "Folder for the cache of parsed posts that makes restarts fast: auto ($CACHE_DIRECTORY under systemd, "
+            "else $XDG_CACHE_HOME/quire or ~/.cache/quire), a path, or off."),
     Setting("BLOG_TRUSTED_PROXIES", 0, _non_negative_int,
             "Number of proxies in front of Quire whose X-Forwarded-For/-Proto/-Host to trust (0: ignore them)."),
 )

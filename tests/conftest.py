@@ -22,10 +22,11 @@ CORPUS = SHARED / "corpus"
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the developer's BLOG_* variables out of every test."""
+    """Keep the developer's BLOG_* variables (and the home folder's post cache) out of every test."""
     for name in list(os.environ):
         if name.startswith("BLOG_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("BLOG_CACHE_DIR", "off")  # tests that want the post cache give it a folder of their own
 
 
 @pytest.fixture

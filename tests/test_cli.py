@@ -108,7 +108,7 @@ def test_new_refuses_to_overwrite(make_app: AppFactory, posts_dir: Path) -> None
 
 
 def test_python_dash_m_blog_runs_the_same_commands(posts_dir: Path) -> None:
-    env = {"PATH": os.environ["PATH"], "BLOG_POSTS_DIR": str(posts_dir), "BLOG_WATCH": "off"}
+    env = {"PATH": os.environ["PATH"], "BLOG_POSTS_DIR": str(posts_dir), "BLOG_WATCH": "off", "BLOG_CACHE_DIR": "off"}
     made = subprocess.run([sys.executable, "-m", "blog", "new", "From the shell"], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     assert made.returncode == 0, made.stderr

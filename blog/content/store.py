@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from blog.content import post as rules
 from blog.content.markup import Renderer, RenderError, jekyll_site_values, pathological, unknown_liquid_tags
 from blog.content.pages import FileChanging, PostPages, is_post_file
+from blog.content.cache import PostCache, folder_for, key_of
 from blog.content.parallel import forked_map
 from blog.content.post import Post, PostError, Term
 from blog.content.source import Source, SourceError
@@ -99,6 +100,7 @@ class _Description:
     fields: dict[str, Any] = field(default_factory=dict)
     problems: tuple[Problem, ...] = ()
     refused: bool = False  # the body is never handed to Markdown (see markup.pathological)
+    lasting: bool = True  # follows from the file's content alone, so it may be cached (a read error may not)
 
 
 @dataclass
@@ -138,6 +140,8 @@ class PostStore:
         # Rendered bodies are kept for the most visited posts only, so memory stays flat however many
         # posts a crawler walks through; the response cache holds the finished pages in front of this.
         self.render_body = functools.lru_cache(maxsize=RENDERED_POSTS_KEPT)(self._render_body)
+        cache_folder = folder_for(settings.get("BLOG_CACHE_DIR", "off"))
+        self.cache = PostCache(cache_folder, pages.root, settings) if cache_folder else None
         self._snapshot = self._build_snapshot()
 
     # Reading -------------------------------------------------------------------------------------
@@ -236,8 +240,8 @@ class PostStore:
             if relatives is None:
                 listed = list(self.pages.walk())
                 described: list[_Description | None] = [None] * len(listed)
-                if not self._files:  # the first load: every file is new, so read them on all cores
-                    described = forked_map(self._describe, [relative for relative, _ in listed])
+                if not self._files:  # the first load: every file is new
+                    described = self._describe_all(listed)
                 for (relative, status), description in zip(listed, described):
                     changed |= self._update(relative, status, description)
                 for gone in set(self._files) - {relative for relative, _ in listed}:
@@ -249,6 +253,24 @@ class PostStore:
             if changed:
                 self._publish(self._build_snapshot())
             return changed
+
+    def _describe_all(self, listed: list[tuple[str, os.stat_result]]) -> list[_Description]:
+        """Describe every listed file: from the cache when it is unchanged, else read on all cores."""
+        cached = self.cache.load() if self.cache else {}
+        keys = [key_of(status) for _, status in listed]
+        described: list[_Description | None] = []
+        missing: list[int] = []
+        for index, ((relative, _), key) in enumerate(zip(listed, keys)):
+            entry = cached.get(relative)
+            described.append(entry[1] if entry is not None and entry[0] == key else None)
+            if described[-1] is None:
+                missing.append(index)
+        for index, description in zip(missing, forked_map(self._describe, [listed[index][0] for index in missing])):
+            described[index] = description
+        if self.cache and (missing or len(cached) != len(listed)):
+            self.cache.save({relative: (key, description) for (relative, _), key, description
+                             in zip(listed, keys, described) if description is not None and description.lasting})
+        return described  # type: ignore[return-value] - every slot is filled by now
 
     def _refresh_one(self, relative: str, extensions: tuple[str, ...]) -> bool:
         parts = relative.split("/")
@@ -301,26 +323,34 @@ class PostStore:
             source, status = self.pages.read(relative, self.settings["BLOG_MAX_POST_SIZE"])
             return self._describe_post(relative, source, status)
         except FileChanging as error:
-            return _Description(problems=(Problem(relative, "warning", "changing", error.message),))
+            return _Description(problems=(Problem(relative, "warning", "changing", error.message),), lasting=False)
         except SourceError as error:
             return _Description(problems=(Problem(relative, "error", "unreadable", error.message, error.line, error.column),))
         except PostError as error:
             return _Description(problems=(Problem(relative, "error", "invalid", str(error), error.line),))
         except FileNotFoundError:
-            return _Description()
+            return _Description(lasting=False)
         except OSError as error:
-            return _Description(problems=(Problem(relative, "error", "unreadable", f"cannot read the file: {error.strerror}"),))
+            return _Description(problems=(Problem(relative, "error", "unreadable", f"cannot read the file: {error.strerror}"),),
+                                lasting=False)
 
     def _attach(self, relative: str, description: _Description) -> tuple[Post | None, tuple[Problem, ...]]:
         """Make the Post a description gives, bound to this store's renderer and caches."""
         source = description.source
         if source is None:
             return None, description.problems
-        post = Post(**description.fields, body=source.body, meta=source.meta, page=self.pages.page(relative, source),
-                    render=functools.partial(self._render_text, relative, source.meta), render_body=self.render_body)
+        problems = description.problems
+        cover = description.fields["cover"]
+        cover_missing = bool(cover) and self._cover_missing(cover)  # looked at each time: static/ changes on its own
+        if cover_missing:
+            problems += (Problem(relative, "warning", "missing-cover", f"cover {cover!r} does not exist under static/",
+                                 _key_line(source, "cover", "image")),)
+        post = Post(**description.fields, cover_missing=cover_missing, body=source.body, meta=source.meta,
+                    page=self.pages.page(relative, source), render=functools.partial(self._render_text, relative, source.meta),
+                    render_body=self.render_body)
         if description.refused:
             self._render_failed[relative] = post  # never handed to Markdown
-        return post, description.problems
+        return post, problems
 
     def _describe_post(self, relative: str, source: Source, status: os.stat_result) -> _Description:
         meta = source.meta
@@ -365,10 +395,6 @@ class PostStore:
             problems.append(Problem(relative, "warning", "unsafe-cover",
                                     f"cover {cover[:80]!r} is not an http(s) or site URL; dropped", source.line_of("cover")))
             cover = None
-        cover_missing = bool(cover) and self._cover_missing(cover)
-        if cover_missing:
-            problems.append(Problem(relative, "warning", "missing-cover",
-                                    f"cover {cover!r} does not exist under static/", _key_line(source, "cover", "image")))
         layout = rules.first_text(meta, "layout")
         if layout and layout not in rules.KNOWN_LAYOUTS:
             problems.append(Problem(relative, "warning", "unknown-layout",
@@ -389,7 +415,7 @@ class PostStore:
             "title": rules.first_text(meta, "title") or rules.title_from_slug(slug),
             "date": date, "updated": updated, "dated": dated,
             "author": rules.term(rules.first_text(meta, "author")),
-            "categories": categories, "tags": tags, "cover": cover, "cover_missing": cover_missing, "layout": layout,
+            "categories": categories, "tags": tags, "cover": cover, "layout": layout,
             "published": published, "draft": not published,
             "sort_key": (date.timestamp(), relative), "stem": name.rsplit(".", 1)[0],
         }

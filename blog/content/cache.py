@@ -1,0 +1,142 @@
+"""Parsed posts kept on disk between runs, so a restart reads one file instead of parsing every post again.
+
+An entry is used only for a file whose (mtime, size, inode, ctime) is unchanged, and the whole cache only
+by the same Quire code, PyYAML and settings that wrote it; anything else is parsed afresh. The cache is
+written once per start, after the first load, by a detached process, so writing it never delays serving.
+It is a pickle, so it is read only if this user owns it and nobody else can write to it or its folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import stat
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger("quire.content")
+
+FORMAT = 1
+CacheKey = tuple[int, int, int, int]
+_CODE = Path(__file__).resolve().parent
+
+
+def folder_for(setting: str) -> str:
+    """Return the cache folder a BLOG_CACHE_DIR value names, or "" for none."""
+    if setting == "off":
+        return ""
+    if setting != "auto":
+        return setting
+    if os.environ.get("CACHE_DIRECTORY"):  # systemd's CacheDirectory=
+        return os.environ["CACHE_DIRECTORY"].split(":")[0]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "quire")
+
+
+def key_of(status: os.stat_result) -> CacheKey:
+    """Return what must match for a cached file to be used: ctime too, which no tool can set back."""
+    return status.st_mtime_ns, status.st_size, status.st_ino, status.st_ctime_ns
+
+
+class PostCache:
+    """One posts folder's cache file."""
+
+    def __init__(self, folder: str, root: str, settings: Mapping[str, Any]):
+        self.folder = folder
+        name = hashlib.sha256(os.fsencode(root)).hexdigest()[:16]
+        self.path = os.path.join(folder, f"posts-{name}.pickle")
+        self.fingerprint = _fingerprint(root, settings)
+
+    def load(self) -> dict[str, tuple[CacheKey, Any]]:
+        """Return the cached entries by file, or nothing when the cache is absent, foreign or unusable."""
+        try:
+            descriptor = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return {}
+        except OSError as error:
+            log.warning("not using the post cache %s: %s", self.path, error.strerror)
+            return {}
+        with open(descriptor, "rb") as handle:
+            trouble = _unsafe(os.fstat(handle.fileno()), folder=False) or _unsafe(os.stat(self.folder), folder=True)
+            if trouble:
+                log.warning("not using the post cache %s: %s", self.path, trouble)
+                return {}
+            try:
+                saved = pickle.load(handle)  # noqa: S301 - our own file, checked above as only ours to write
+            except Exception as error:  # noqa: BLE001 - a torn or old file is just a cache miss
+                log.warning("not using the post cache %s: unreadable (%s)", self.path, error)
+                return {}
+        if not isinstance(saved, dict) or saved.get("fingerprint") != self.fingerprint:
+            return {}  # written by other code or settings: parse everything, and the next save replaces it
+        return saved["entries"]
+
+    def save(self, entries: dict[str, tuple[CacheKey, Any]]) -> None:
+        """Write the entries, in a detached process when this one may fork, so the caller goes on at once."""
+        if not hasattr(os, "fork") or threading.active_count() > 1:
+            self._write(entries)
+            return
+        try:
+            child = os.fork()
+        except OSError:
+            self._write(entries)
+            return
+        if child:
+            os.waitpid(child, 0)  # the child only forks the writer and leaves, so nothing is left to reap
+            return
+        code = 0
+        try:
+            if os.fork() == 0:  # the writer, adopted by init: nobody waits for it, and nothing waits on it
+                devnull = os.open(os.devnull, os.O_RDWR)
+                os.dup2(devnull, 0)  # nor on its copies of stdin and stdout (a caller may wait for their EOF)
+                os.dup2(devnull, 1)
+                os.nice(10)  # the server's start comes first
+                self._write(entries)
+        except BaseException:  # noqa: BLE001 - never let the parent's code run on in a forked copy
+            code = 1
+        finally:
+            os._exit(code)
+
+    def _write(self, entries: dict[str, tuple[CacheKey, Any]]) -> None:
+        try:
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            handle = tempfile.NamedTemporaryFile(dir=self.folder, prefix=".posts-", suffix=".tmp", delete=False)
+            try:
+                with handle:
+                    pickle.dump({"fingerprint": self.fingerprint, "entries": entries}, handle,
+                                protocol=pickle.HIGHEST_PROTOCOL)
+                os.replace(handle.name, self.path)  # readers see the old file or the new one, never half
+            except BaseException:
+                os.unlink(handle.name)
+                raise
+        except (OSError, pickle.PicklingError) as error:
+            log.warning("cannot write the post cache %s: %s", self.path, error)
+
+
+def _unsafe(status: os.stat_result, folder: bool) -> str:
+    """Say why a file or folder cannot be trusted with a pickle, or return ""."""
+    if hasattr(os, "geteuid") and status.st_uid != os.geteuid():
+        return f"{'its folder is' if folder else 'it is'} owned by another user"
+    # A shared folder with the sticky bit (like /tmp) is fine: others cannot replace a file they do not own.
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (folder and status.st_mode & stat.S_ISVTX):
+        return f"{'its folder is' if folder else 'it is'} writable by other users"
+    return ""
+
+
+def _fingerprint(root: str, settings: Mapping[str, Any]) -> str:
+    """Return a digest of everything besides a file's content that decides what parsing it gives."""
+    digest = hashlib.sha256()
+    for path in sorted(_CODE.glob("*.py")):
+        digest.update(path.read_bytes())
+    parts = (FORMAT, sys.version, yaml.__version__, getattr(yaml, "__with_libyaml__", False), root,
+             *(repr(settings.get(name)) for name in
+               ("BLOG_TIMEZONE", "BLOG_PERMALINK", "BLOG_MAX_POST_SIZE", "BLOG_EXTENSIONS")))
+    digest.update(repr(parts).encode())
+    return digest.hexdigest()

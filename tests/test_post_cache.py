@@ -1,0 +1,127 @@
+"""The post cache: a restart reads unchanged posts from it, and anything doubtful is parsed afresh."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from blog.content.pages import PostPages
+from tests.conftest import AppFactory, WritePost, eventually
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every post file read from disk."""
+    found: list[str] = []
+    original = PostPages.read
+
+    def read(self: PostPages, relative: str, limit: int):  # type: ignore[no-untyped-def]
+        found.append(relative)
+        return original(self, relative, limit)
+
+    monkeypatch.setattr(PostPages, "read", read)
+    return found
+
+
+def cache_file(cache_dir: Path) -> Path:
+    return eventually(lambda: next(iter(cache_dir.glob("posts-*.pickle")), None))
+
+
+def start(make_app: AppFactory, cache_dir: Path, **settings: str) -> Flask:
+    return make_app(BLOG_CACHE_DIR=str(cache_dir), **settings)
+
+
+def summary(app: Flask) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    client = app.test_client()
+    return [(post.url, post.title, client.get(post.url).get_data(as_text=True).split("<article", 1)[-1][:2000],
+             tuple(str(problem) for problem in app.extensions["quire"].snapshot.problems.get(post.source, ())))
+            for post in app.extensions["quire"].snapshot.posts]
+
+
+def write_site(write_post: WritePost) -> list[Path]:
+    paths = [write_post(f"2021-05-{day:02d}-day-{day}.md", f"Text of day {day}.\n\n## More\n\nAnd more.",
+                        title=f"Day {day}", tags=["x", f"t{day}"]) for day in range(1, 8)]
+    write_post("2021-06-01-broken.md", raw="---\ntitle: [unclosed\n---\nBody\n")
+    write_post("2021-06-02-liquid.md", raw="---\ntitle: Liquid\n---\n{% gist 1 %}\n")
+    return paths
+
+
+def test_a_restart_reads_unchanged_posts_from_the_cache(make_app: AppFactory, write_post: WritePost,
+                                                        cache_dir: Path, reads: list[str]) -> None:
+    paths = write_site(write_post)
+    first = start(make_app, cache_dir)
+    assert len(reads) == 9
+    cache_file(cache_dir)
+    reads.clear()
+    second = start(make_app, cache_dir)
+    assert reads == []
+    assert summary(second) == summary(first)
+    problems = [str(problem) for problem in second.extensions["quire"].problems()]
+    assert any("2021-06-01-broken.md:3:1: error" in problem for problem in problems)
+    assert any("[liquid]" in problem for problem in problems)
+
+    paths[0].write_text("---\ntitle: Edited\n---\nNew text.\n", encoding="utf-8")
+    paths[1].unlink()
+    write_post("2021-07-01-new.md", title="New")
+    os.utime(paths[2], ns=(paths[2].stat().st_atime_ns, paths[2].stat().st_mtime_ns))  # same mtime, new ctime
+    reads.clear()
+    third = start(make_app, cache_dir)
+    assert sorted(reads) == sorted(["2021-05-01-day-1.md", "2021-07-01-new.md", "2021-05-03-day-3.md"])
+    titles = [post.title for post in third.extensions["quire"].snapshot.posts]
+    assert "Edited" in titles and "New" in titles and "Day 2" not in titles
+
+
+def test_other_settings_or_code_make_a_fresh_parse(make_app: AppFactory, write_post: WritePost,
+                                                   cache_dir: Path, reads: list[str]) -> None:
+    write_site(write_post)
+    start(make_app, cache_dir)
+    path = cache_file(cache_dir)
+    written = path.stat().st_mtime_ns
+    reads.clear()
+    app = start(make_app, cache_dir, BLOG_PERMALINK="/:year/:slug/")
+    assert len(reads) == 9
+    assert app.extensions["quire"].snapshot.posts[0].url.startswith("/2021/")
+    eventually(lambda: path.stat().st_mtime_ns != written)  # replaced by one for the new settings
+
+
+@pytest.mark.parametrize("damage", ["torn", "foreign-writable"])
+def test_a_damaged_or_unsafe_cache_is_ignored(make_app: AppFactory, write_post: WritePost, cache_dir: Path,
+                                              reads: list[str], caplog: pytest.LogCaptureFixture, damage: str) -> None:
+    write_site(write_post)
+    expected = summary(start(make_app, cache_dir))
+    path = cache_file(cache_dir)
+    if damage == "torn":
+        path.write_bytes(path.read_bytes()[:100])
+    else:
+        path.chmod(0o666)
+    reads.clear()
+    with caplog.at_level(logging.WARNING, logger="quire"):
+        app = start(make_app, cache_dir)
+    assert len(reads) == 9 and summary(app) == expected
+    assert any("not using the post cache" in record.getMessage() for record in caplog.records)
+
+
+def test_a_cache_that_is_not_a_pickle_of_ours_is_never_unpickled_blindly(make_app: AppFactory, write_post: WritePost,
+                                                                       cache_dir: Path) -> None:
+    write_site(write_post)
+    start(make_app, cache_dir)
+    path = cache_file(cache_dir)
+    path.write_bytes(pickle.dumps({"fingerprint": "someone else's", "entries": {"x": 1}}))
+    app = start(make_app, cache_dir)
+    assert len(app.extensions["quire"].snapshot.posts) == 8
+
+
+def test_cache_off_writes_nothing(make_app: AppFactory, write_post: WritePost, tmp_path: Path) -> None:
+    write_site(write_post)
+    make_app(BLOG_CACHE_DIR="off")
+    assert not any(tmp_path.rglob("posts-*.pickle"))
