@@ -125,3 +125,17 @@ def test_cache_off_writes_nothing(make_app: AppFactory, write_post: WritePost, t
     write_site(write_post)
     make_app(BLOG_CACHE_DIR="off")
     assert not any(tmp_path.rglob("posts-*.pickle"))
+
+
+def test_auto_finds_systemd_then_xdg_then_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from blog.content.cache import folder_for
+
+    monkeypatch.setenv("CACHE_DIRECTORY", "/var/cache/quire")
+    assert folder_for("auto") == "/var/cache/quire"
+    monkeypatch.delenv("CACHE_DIRECTORY")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert folder_for("auto") == str(tmp_path / "quire")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert folder_for("auto") == "/home/someone/.cache/quire"
+    assert folder_for("off") == "" and folder_for("/srv/cache") == "/srv/cache"

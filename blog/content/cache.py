@@ -38,7 +38,7 @@ def folder_for(setting: str) -> str:
     if os.environ.get("CACHE_DIRECTORY"):  # systemd's CacheDirectory=
         return os.environ["CACHE_DIRECTORY"].split(":")[0]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "quire")
+    return os.path.join(base, "quire") if os.path.isabs(base) else ""  # no home: no cache, not one in the cwd
 
 
 def key_of(status: os.stat_result) -> CacheKey:
