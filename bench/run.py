@@ -218,6 +218,9 @@ def run_size(size: int, settings: Settings) -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="quire-bench-") as scratch:
         posts, ceiling = Path(scratch) / "posts", Path(scratch) / "ceiling"
         files = generate(posts, size)
+        # The kernel writes the new files back about 30 s later, in the middle of a measured run (at 10,000
+        # posts, 80 MB): flush them now instead.
+        os.sync()
         ceiling.mkdir()
         quire, quire_paths = bench_quire(size, posts, ceiling, settings)
         baseline = bench_app(BASELINE, size, "bench.baseline_app:app", {"BENCH_POSTS_DIR": str(posts)},
