@@ -111,7 +111,8 @@ def run(posts_count: int, seconds: int, connections: int, rounds: int) -> str:
         scratch = Path(scratch_name)
         posts = scratch / "posts"
         generate(posts, posts_count)
-        env = {"BLOG_POSTS_DIR": str(posts), "BLOG_URL": "http://127.0.0.1", "BLOG_TRUSTED_PROXIES": "1"}
+        env = {"BLOG_POSTS_DIR": str(posts), "BLOG_URL": "http://127.0.0.1", "BLOG_TRUSTED_PROXIES": "1",
+               "BLOG_CACHE_DIR": "off"}  # a temporary folder: its post cache would only be left behind
         with gunicorn(["-c", "gunicorn.conf.py", "-w", "2", "-k", "sync", "wsgi:app"], env) as server:
             html = fetch(server.base + "/")[1].decode()
             urls = {"index": "/",

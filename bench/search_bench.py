@@ -82,7 +82,7 @@ def main() -> None:
         words = vocabulary(random.Random(3))
         generate(posts, options.posts, words)
         app = create_app({"BLOG_POSTS_DIR": folder, "BLOG_WATCH": "off", "BLOG_RESPONSE_CACHE_ENTRIES": "0",
-                          "BLOG_URL": "https://blog.example.com"})
+                          "BLOG_URL": "https://blog.example.com", "BLOG_CACHE_DIR": "off"})
         store, index = app.extensions["quire"], app.extensions["quire.search"]
         rss_before = rss_bytes()
         start = time.perf_counter()

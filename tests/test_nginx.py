@@ -116,7 +116,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("BLOG_")}, "PORT": str(gunicorn_port),
            "BLOG_POSTS_DIR": str(posts), "BLOG_CACHE_SECONDS": str(CACHE_SECONDS), "BLOG_TRUSTED_PROXIES": "1",
            "BLOG_URL": "http://blog.example.com", "WEB_CONCURRENCY": "2", "BLOG_WATCH": "poll",
-           "BLOG_POLL_INTERVAL_MS": "100", "BLOG_PREVIEW_TOKEN": TOKEN}
+           "BLOG_POLL_INTERVAL_MS": "100", "BLOG_PREVIEW_TOKEN": TOKEN,
+           "BLOG_CACHE_DIR": "off"}
     with open(gunicorn_log, "wb") as log:
         gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
                                     cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
