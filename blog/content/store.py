@@ -240,7 +240,7 @@ class PostStore:
             if relatives is None:
                 listed = list(self.pages.walk())
                 described: list[_Description | None] = [None] * len(listed)
-                if not self._files:  # the first load: every file is new
+                if not self._files and not quiet:  # the first load (a watcher's rescan must keep the quiet rule)
                     described = self._describe_all(listed)
                 for (relative, status), description in zip(listed, described):
                     changed |= self._update(relative, status, description)
