@@ -15,6 +15,10 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from blog import create_app
 
+# Before any fixture, module-scoped ones too: no test writes a post cache into the home folder (the tests
+# of the cache give it a folder of their own), and gunicorn and CLI processes the tests start inherit this.
+os.environ["BLOG_CACHE_DIR"] = "off"
+
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 SEED = SHARED / "seed" / "binance-hkvaex.md"
 CORPUS = SHARED / "corpus"

@@ -39,7 +39,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     with pytest.MonkeyPatch.context() as patch:
         for name in [name for name in os.environ if name.startswith("BLOG_")]:
             patch.delenv(name)
-        app = create_app({"BLOG_POSTS_DIR": str(posts), "BLOG_WATCH": "off", "BLOG_URL": "https://blog.example.com"})
+        app = create_app({"BLOG_POSTS_DIR": str(posts), "BLOG_WATCH": "off", "BLOG_URL": "https://blog.example.com",
+                          "BLOG_CACHE_DIR": "off"})
     app.config["TESTING"] = True
     app.static_folder = str(static)
     yield app
