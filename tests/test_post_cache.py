@@ -139,3 +139,17 @@ def test_auto_finds_systemd_then_xdg_then_home(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("HOME", "/home/someone")
     assert folder_for("auto") == "/home/someone/.cache/quire"
     assert folder_for("off") == "" and folder_for("/srv/cache") == "/srv/cache"
+
+
+def test_temporary_files_of_killed_writers_are_cleared(make_app: AppFactory, write_post: WritePost,
+                                                       cache_dir: Path) -> None:
+    write_site(write_post)
+    cache_dir.mkdir(mode=0o700)
+    old, fresh = cache_dir / ".posts-killed.tmp", cache_dir / ".posts-writing.tmp"
+    old.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    os.utime(old, (0, 0))
+    start(make_app, cache_dir)
+    cache_file(cache_dir)
+    eventually(lambda: not old.exists())
+    assert fresh.exists()  # maybe another server's writer, still at work

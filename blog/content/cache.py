@@ -16,6 +16,7 @@ import stat
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import yaml
 log = logging.getLogger("quire.content")
 
 FORMAT = 1
+ABANDONED_SECONDS = 3600.0  # no writer takes this long, so its temporary file was left by a killed one
 CacheKey = tuple[int, int, int, int]
 _CODE = Path(__file__).resolve().parent
 
@@ -107,6 +109,7 @@ class PostCache:
     def _write(self, entries: dict[str, tuple[CacheKey, Any]]) -> None:
         try:
             os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            _remove_abandoned(self.folder)
             handle = tempfile.NamedTemporaryFile(dir=self.folder, prefix=".posts-", suffix=".tmp", delete=False)
             try:
                 with handle:
@@ -118,6 +121,19 @@ class PostCache:
                 raise
         except (OSError, pickle.PicklingError) as error:
             log.warning("cannot write the post cache %s: %s", self.path, error)
+
+
+def _remove_abandoned(folder: str) -> None:
+    """Delete temporary files of writers killed mid-write (a server stopped by SIGKILL) over an hour ago."""
+    cutoff = time.time() - ABANDONED_SECONDS
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".posts-") and entry.name.endswith(".tmp"):
+                try:
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
+                except OSError:
+                    continue
 
 
 def _unsafe(status: os.stat_result, folder: bool) -> str:
