@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from blog.content import parallel
 from tests.conftest import WritePost
 
@@ -22,10 +24,12 @@ def run(code: str, *args: str) -> tuple[str, str]:
 
 
 MAP = """
-import json, os, sys
+import json, os, signal, sys
 from blog.content import parallel
 parallel.MIN_ITEMS_PER_PROCESS = 1
 parent = os.getpid()
+if sys.argv[1] == "sigchld-ignored":  # children are reaped by the kernel, so waitpid finds none
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
 def square(item):
     if sys.argv[1] == "fail" and os.getpid() != parent:
         raise RuntimeError("a child that breaks")
@@ -36,8 +40,9 @@ print(json.dumps({"values": [value for value, _ in results], "pids": sorted({pid
 """
 
 
-def test_forked_map_computes_slices_in_children_in_order() -> None:
-    found = json.loads(run(MAP, "ok")[0])
+@pytest.mark.parametrize("mode", ["ok", "sigchld-ignored"])
+def test_forked_map_computes_slices_in_children_in_order(mode: str) -> None:
+    found = json.loads(run(MAP, mode)[0])
     assert found["values"] == [item * item for item in range(50)]
     assert len(found["pids"]) == 3 and found["parent"] in found["pids"]
 

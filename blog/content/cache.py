@@ -67,7 +67,10 @@ class PostCache:
             log.warning("not using the post cache %s: %s", self.path, error.strerror)
             return {}
         with open(descriptor, "rb") as handle:
-            trouble = _unsafe(os.fstat(handle.fileno()), folder=False) or _unsafe(os.stat(self.folder), folder=True)
+            try:
+                trouble = _unsafe(os.fstat(handle.fileno()), folder=False) or _unsafe(os.stat(self.folder), folder=True)
+            except OSError as error:
+                trouble = error.strerror or str(error)
             if trouble:
                 log.warning("not using the post cache %s: %s", self.path, trouble)
                 return {}
@@ -78,7 +81,8 @@ class PostCache:
                 return {}
         if not isinstance(saved, dict) or saved.get("fingerprint") != self.fingerprint:
             return {}  # written by other code or settings: parse everything, and the next save replaces it
-        return saved["entries"]
+        entries = saved.get("entries")
+        return entries if isinstance(entries, dict) else {}
 
     def save(self, entries: dict[str, tuple[CacheKey, Any]]) -> None:
         """Write the entries, in a detached process when this one may fork, so the caller goes on at once."""
@@ -91,7 +95,7 @@ class PostCache:
             self._write(entries)
             return
         if child:
-            os.waitpid(child, 0)  # the child only forks the writer and leaves, so nothing is left to reap
+            _reap(child)  # the child only forks the writer and leaves, so nothing is left to reap
             return
         code = 0
         try:
@@ -119,8 +123,16 @@ class PostCache:
             except BaseException:
                 os.unlink(handle.name)
                 raise
-        except (OSError, pickle.PicklingError) as error:
+        except Exception as error:  # noqa: BLE001 - a cache that cannot be written must never stop a load
             log.warning("cannot write the post cache %s: %s", self.path, error)
+
+
+def _reap(pid: int) -> int:
+    """Wait for a child and return its wait status; 0 if it was already reaped (SIGCHLD ignored)."""
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return 0
 
 
 def _remove_abandoned(folder: str) -> None:

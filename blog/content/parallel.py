@@ -89,7 +89,10 @@ def _collect(child: tuple[int, int] | None, function: Callable[[Item], Result],
     pid, reading = child
     with open(reading, "rb") as pipe:
         data = pipe.read()
-    _, status = os.waitpid(pid, 0)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:  # reaped by someone else (SIGCHLD ignored): its results are checked below anyway
+        status = 0
     if status == 0:
         try:
             results = pickle.loads(data)  # noqa: S301 - written by our own forked child, through a private pipe
