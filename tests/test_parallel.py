@@ -33,7 +33,21 @@ if sys.argv[1] == "sigchld-ignored":  # children are reaped by the kernel, so wa
 def square(item):
     if sys.argv[1] == "fail" and os.getpid() != parent:
         raise RuntimeError("a child that breaks")
+    if sys.argv[1] == "parent-fails" and os.getpid() == parent:
+        raise RuntimeError("the parent breaks")
     return item * item, os.getpid()
+if sys.argv[1] == "parent-fails":
+    try:
+        parallel.forked_map(square, list(range(5000)), processes=3)
+    except RuntimeError:
+        pass
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        print(json.dumps({"children left": 0}))
+    else:
+        print(json.dumps({"children left": "some"}))
+    sys.exit()
 results = parallel.forked_map(square, list(range(50)), processes=3)
 print(json.dumps({"values": [value for value, _ in results], "pids": sorted({pid for _, pid in results}),
                   "parent": parent}))
@@ -51,6 +65,10 @@ def test_a_failing_child_is_redone_in_the_parent() -> None:
     found = json.loads(run(MAP, "fail")[0])
     assert found["values"] == [item * item for item in range(50)]
     assert found["pids"] == [found["parent"]]
+
+
+def test_children_are_stopped_and_reaped_when_the_parent_fails() -> None:
+    assert json.loads(run(MAP, "parent-fails")[0]) == {"children left": 0}
 
 
 def test_forked_map_stays_in_process_with_threads_or_few_items() -> None:

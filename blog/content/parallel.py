@@ -51,10 +51,29 @@ def forked_map(function: Callable[[Item], Result], items: Sequence[Item],
     bounds = [0, *(round(len(items) * (PARENT_SHARE + index) / shares) for index in range(wanted))]
     slices = [items[start:end] for start, end in zip(bounds, bounds[1:])]
     children = [_spawn(function, part) for part in slices[1:]]
-    results = [function(item) for item in slices[0]]
-    for part, child in zip(slices[1:], children):
-        results.extend(_collect(child, function, part))
+    try:
+        results = [function(item) for item in slices[0]]
+    except BaseException:
+        _abandon(children)
+        raise
+    for index, (part, child) in enumerate(zip(slices[1:], children)):
+        try:
+            results.extend(_collect(child, function, part))
+        except BaseException:
+            _abandon(children[index + 1:])
+            raise
     return results
+
+
+def _abandon(children: list[tuple[int, int] | None]) -> None:
+    """Close the pipes of children whose results are no longer wanted (they stop at their next write) and reap them."""
+    for child in children:
+        if child is not None:
+            os.close(child[1])
+            try:
+                os.waitpid(child[0], 0)
+            except ChildProcessError:
+                pass
 
 
 def _spawn(function: Callable[[Item], Result], part: Sequence[Item]) -> tuple[int, int] | None:
