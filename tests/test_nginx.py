@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
+from bench.nginx_bench import main_config, site_config
 from tests.conftest import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,37 +54,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _site_config(tmp: Path, nginx_port: int, gunicorn_port: int, static: Path) -> str:
-    """Return the shipped site config with its ports and paths moved under ``tmp``."""
-    text = (ROOT / "deploy" / "nginx-quire.conf").read_text(encoding="utf-8")
-    for old, new in [("listen 80;", f"listen 127.0.0.1:{nginx_port};"),
-                     ("server 127.0.0.1:8000;", f"server 127.0.0.1:{gunicorn_port};"),
-                     ("/var/cache/nginx/quire", str(tmp / "cache")),
-                     ("/srv/quire/static/assets/", f"{static}/assets/"),
-                     ("/srv/quire/static/", f"{static}/")]:
-        assert text.count(old) == 1, f"deploy config no longer contains {old!r} once"
-        text = text.replace(old, new)
-    return text
-
-
-def _main_config(tmp: Path, site: Path) -> str:
-    user = "user root;\n" if os.geteuid() == 0 else ""  # a root master would otherwise run workers as nobody
-    temp = "\n".join(f"    {kind}_temp_path {tmp / kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    return f"""{user}worker_processes 1;
-pid {tmp / 'nginx.pid'};
-error_log {tmp / 'error.log'} warn;
-events {{ worker_connections 256; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log {tmp / 'access.log'};
-{temp}
-    include {site};
-}}
-"""
 
 
 def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
@@ -122,9 +92,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
                                     cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     site = tmp / "quire.conf"
-    site.write_text(_site_config(tmp, nginx_port, gunicorn_port, static), encoding="utf-8")
+    site.write_text(site_config(tmp, nginx_port, gunicorn_port, static), encoding="utf-8")
     main = tmp / "nginx.conf"
-    main.write_text(_main_config(tmp, site), encoding="utf-8")
+    main.write_text(main_config(tmp, str(site), workers="1", connections=256, access_log=str(tmp / "access.log")),
+                    encoding="utf-8")
     with open(tmp / "nginx.out", "wb") as output:
         nginx = subprocess.Popen([str(NGINX), "-p", str(tmp), "-c", str(main), "-e", str(tmp / "error.log"),
                                   "-g", "daemon off;"], stdout=output, stderr=subprocess.STDOUT)
