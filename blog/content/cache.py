@@ -15,13 +15,14 @@ import pickle
 import stat
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from blog.content.parallel import may_fork, reap
 
 log = logging.getLogger("quire.content")
 
@@ -86,7 +87,7 @@ class PostCache:
 
     def save(self, entries: dict[str, tuple[CacheKey, Any]]) -> None:
         """Write the entries, in a detached process when this one may fork, so the caller goes on at once."""
-        if not hasattr(os, "fork") or threading.active_count() > 1:
+        if not may_fork():
             self._write(entries)
             return
         try:
@@ -95,7 +96,7 @@ class PostCache:
             self._write(entries)
             return
         if child:
-            _reap(child)  # the child only forks the writer and leaves, so nothing is left to reap
+            reap(child)  # the child only forks the writer and leaves, so nothing is left to reap
             return
         code = 0
         try:
@@ -125,14 +126,6 @@ class PostCache:
                 raise
         except Exception as error:  # noqa: BLE001 - a cache that cannot be written must never stop a load
             log.warning("cannot write the post cache %s: %s", self.path, error)
-
-
-def _reap(pid: int) -> int:
-    """Wait for a child and return its wait status; 0 if it was already reaped (SIGCHLD ignored)."""
-    try:
-        return os.waitpid(pid, 0)[1]
-    except ChildProcessError:
-        return 0
 
 
 def _remove_abandoned(folder: str) -> None:

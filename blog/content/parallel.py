@@ -37,6 +37,19 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def may_fork() -> bool:
+    """Tell whether this process can fork safely: it has fork, and no other thread whose locks a child would copy."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def reap(pid: int) -> int:
+    """Wait for a child and return its wait status; 0 if it was already reaped (SIGCHLD ignored)."""
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return 0
+
+
 def forked_map(function: Callable[[Item], Result], items: Sequence[Item],
                processes: int | None = None) -> list[Result]:
     """Return ``[function(item) for item in items]``, computed in slices by this process and forked children.
@@ -45,7 +58,7 @@ def forked_map(function: Callable[[Item], Result], items: Sequence[Item],
     other threads in this process (a fork copies their locks in whatever state they are).
     """
     wanted = min(processes or usable_cpus(), MAX_PROCESSES, len(items) // MIN_ITEMS_PER_PROCESS)
-    if wanted < 2 or not hasattr(os, "fork") or threading.active_count() > 1:
+    if wanted < 2 or not may_fork():
         return [function(item) for item in items]
     shares = PARENT_SHARE + wanted - 1
     bounds = [0, *(round(len(items) * (PARENT_SHARE + index) / shares) for index in range(wanted))]
@@ -70,10 +83,7 @@ def _abandon(children: list[tuple[int, int] | None]) -> None:
     for child in children:
         if child is not None:
             os.close(child[1])
-            try:
-                os.waitpid(child[0], 0)
-            except ChildProcessError:
-                pass
+            reap(child[0])
 
 
 def _spawn(function: Callable[[Item], Result], part: Sequence[Item]) -> tuple[int, int] | None:
@@ -108,10 +118,7 @@ def _collect(child: tuple[int, int] | None, function: Callable[[Item], Result],
     pid, reading = child
     with open(reading, "rb") as pipe:
         data = pipe.read()
-    try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:  # reaped by someone else (SIGCHLD ignored): its results are checked below anyway
-        status = 0
+    status = reap(pid)  # 0 too when the kernel reaped it itself: the results are checked below anyway
     if status == 0:
         try:
             results = pickle.loads(data)  # noqa: S301 - written by our own forked child, through a private pipe

@@ -114,10 +114,9 @@ def parse_front_matter(raw: str) -> dict[str, Any]:
 
 _STR = "tag:yaml.org,2002:str"
 _SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "timestamp"))
-# Greedy, and the value's trailing blanks stripped after: a lazy value before optional blanks backtracks per
-# character, which was most of the fast path's time.
-_SIMPLE_LINE = re.compile(r"([A-Za-z_][\w-]*)[ \t]*:(?:[ \t]+(.*))?")
-_SIMPLE_LINES = re.compile(r"^([A-Za-z_][\w-]*)[ \t]*:(?:[ \t]+(.*))?$", re.MULTILINE)
+# One ``key: value`` line, searched for through the whole front matter or matched against one line. Greedy,
+# and the value's trailing blanks stripped after: a lazy value before optional blanks backtracks per character.
+_SIMPLE_LINE = re.compile(r"^([A-Za-z_][\w-]*)[ \t]*:(?:[ \t]+(.*))?$", re.MULTILINE)
 _PLAIN_UNSAFE = re.compile(r"""^[-?:,\[\]{}#&*!|>'"%@`]|: |\s#|:$|\t""")
 _FLOW_ITEM_UNSAFE = re.compile(r"""[\[\]{}#'"]|: |:$|^[-?:&*!|>%@`]""")
 _NON_STRING_KEYS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
@@ -159,7 +158,7 @@ def parse_simple_front_matter(raw: str) -> dict[str, Any] | None:
 
 def _simple_lines(raw: str) -> list[tuple[int, str, str]] | None:
     """Return (file line, key, value) of every ``key: value`` line, or None if another kind of line is there."""
-    pairs = _SIMPLE_LINES.findall(raw)  # one C pass; right as it is when every line is a key (the usual case)
+    pairs = _SIMPLE_LINE.findall(raw)  # one C pass; right as it is when every line is a key (the usual case)
     if len(pairs) == raw.count("\n") + (not raw.endswith("\n")):
         return [(number, key, value) for number, (key, value) in enumerate(pairs, start=2)]
     lines = []
