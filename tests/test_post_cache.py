@@ -111,20 +111,33 @@ def test_a_damaged_or_unsafe_cache_is_ignored(make_app: AppFactory, write_post: 
     assert any("not using the post cache" in record.getMessage() for record in caplog.records)
 
 
-def test_a_cache_that_is_not_a_pickle_of_ours_is_never_unpickled_blindly(make_app: AppFactory, write_post: WritePost,
-                                                                       cache_dir: Path) -> None:
+def test_a_cache_written_under_another_fingerprint_is_not_used(make_app: AppFactory, write_post: WritePost,
+                                                               cache_dir: Path, reads: list[str]) -> None:
     write_site(write_post)
     start(make_app, cache_dir)
     path = cache_file(cache_dir)
-    path.write_bytes(pickle.dumps({"fingerprint": "someone else's", "entries": {"x": 1}}))
+    saved = pickle.loads(path.read_bytes())
+    for _, description in saved["entries"].values():  # what other code or settings might have made of the posts
+        if description.source is not None:
+            description.fields["title"] = "From elsewhere"
+    saved["fingerprint"] = "other code or settings"
+    path.write_bytes(pickle.dumps(saved))
+    reads.clear()
     app = start(make_app, cache_dir)
-    assert len(app.extensions["quire"].snapshot.posts) == 8
+    assert len(reads) == 9
+    titles = {post.title for post in app.extensions["quire"].snapshot.posts}
+    assert len(titles) == 8 and "From elsewhere" not in titles
 
 
-def test_cache_off_writes_nothing(make_app: AppFactory, write_post: WritePost, tmp_path: Path) -> None:
+def test_cache_off_writes_nothing(make_app: AppFactory, write_post: WritePost, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CACHE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # where "auto" would write
     write_site(write_post)
-    make_app(BLOG_CACHE_DIR="off")
-    assert not any(tmp_path.rglob("posts-*.pickle"))
+    app = make_app(BLOG_CACHE_DIR="off")
+    assert app.extensions["quire"].cache is None
+    assert make_app(BLOG_CACHE_DIR="auto").extensions["quire"].cache is not None  # the check above can fail
+    assert not any((tmp_path / "posts").rglob("*.pickle"))
 
 
 def test_auto_finds_systemd_then_xdg_then_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
