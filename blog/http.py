@@ -54,6 +54,7 @@ class ResponseCache:
         self.watcher = watcher
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple[str, str, bool], Finished] = OrderedDict()
+        self._too_large: set[tuple[str, str, bool]] = set()  # passed straight through until the content changes
         self._bytes = 0
         self._generation = -1
         self._lock = threading.Lock()
@@ -68,14 +69,18 @@ class ResponseCache:
         if generation != self._generation:
             with self._lock:
                 self._entries.clear()
+                self._too_large.clear()
                 self._bytes = 0
                 self._generation = generation
         wants_gzip = _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
         key = (environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), wants_gzip)
+        if key in self._too_large:
+            return self.app(environ, start_response)
         finished = self._entries.get(key)
         if finished is None:
             finished, cacheable = self._run(environ)
-            if finished is None:  # streamed or too large to hold: pass the app's own answer through
+            if finished is None:  # too large to hold: pass the app's own answer through, now and until a change
+                self._too_large.add(key)
                 return self.app(environ, start_response)
             if cacheable and self.max_entries:
                 self._keep(key, finished, generation)

@@ -102,3 +102,19 @@ def test_cache_can_be_turned_off(make_app: AppFactory, write_post: WritePost) ->
     response = client.get("/posts/hello/")
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-cache"
     assert client.get("/posts/hello/", headers={"If-None-Match": response.headers["ETag"]}).status_code == 304
+
+
+def test_a_response_too_large_to_keep_is_produced_once_per_request(make_app: AppFactory) -> None:
+    cache = make_app().extensions["quire.cache"]
+    calls: list[str] = []
+
+    def big(environ: dict, start_response):  # type: ignore[no-untyped-def]
+        calls.append(environ["REQUEST_METHOD"])
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [b"x" * (1024 * 1024)] * 3
+
+    cache.app = big
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/static/big.bin", "QUERY_STRING": "", "wsgi.url_scheme": "http"}
+    for _ in range(3):
+        assert sum(map(len, cache(dict(environ), lambda *args: None))) == 3 * 1024 * 1024
+    assert len(calls) == 4  # the first request finds out it is too large to keep; the others go straight through
