@@ -45,10 +45,41 @@ Term
 [^note]: A footnote with a [link](/).
 """
 
+TECHNICAL_POST = r"""---
+title: Math, tasks and callouts
+date: 2023-06-01 10:00:00 +0000
+categories: [programming]
+---
+
+Energy is $E = mc^2$, a price is $5 to $10, and the roots of $ax^2 + bx + c = 0$ are
+
+$$
+x = \frac{-b \pm \sqrt{b^2 - 4ac}}{2a}
+$$
+
+$$
+\begin{pmatrix} 1 & 0 & 0 & 0 & 0 & 0 & 0 & 0 \\ 0 & 1 & 0 & 0 & 0 & 0 & 0 & 0 \end{pmatrix}
+\sum_{i=1}^{n} i = \frac{n(n+1)}{2} \quad \int_0^\infty e^{-x^2} \, dx = \frac{\sqrt{\pi}}{2}
+$$
+
+- [x] Write the tests
+- [ ] Ship it
+
+!!! warning "Mind the gap"
+    An admonition with `code`.
+
+> [!TIP]
+> A GitHub callout.
+
+??? note "Folded details"
+    Shown on request. A broken formula stays text: $x^$.
+"""
+
 PAGES = {
     "index": "/",
     "post": "/posts/code-tables-and-footnotes/",
     "seed": "/posts/binance-hkvaex/",
+    "technical": "/posts/math-tasks-and-callouts/",
     "category": "/category/programming/",
     "search": "/search?q=python",
     "not-found": "/no-such-page/",
@@ -61,6 +92,7 @@ def write_site(folder: Path) -> Path:
     posts.mkdir(parents=True)
     shutil.copy(SEED, posts / "2023-11-20-binance-hkvaex.md")
     (posts / "2024-03-01-code-tables-and-footnotes.md").write_text(CODE_POST, encoding="utf-8")
+    (posts / "2023-06-01-math-tasks-and-callouts.md").write_text(TECHNICAL_POST, encoding="utf-8")
     for number in range(1, 4):
         (posts / f"2024-01-0{number}-note-{number}.md").write_text(
             f"---\ntitle: Note {number}\ncategories: [notes]\ntags: [python, short]\nauthor: Tomás Ferreira\n---\n\n"

@@ -20,7 +20,15 @@ log = logging.getLogger("quire.content")
 EXTENSIONS = (
     "markdown.extensions.extra",  # tables, footnotes, fenced code, attribute and definition lists, abbreviations
     "markdown.extensions.sane_lists",
+    "markdown.extensions.admonition",  # !!! note "Title"
+    "pymdownx.details",  # ??? note "Summary": a <details> block (raw <details markdown="1"> works too)
+    "pymdownx.tasklist",  # - [x] done / - [ ] to do
+    "blog.content.authoring",  # math to MathML, GitHub's > [!NOTE] callouts, task list labels
 )
+# Plain data, so any process (a render child too) builds the very same engine from it.
+EXTENSION_CONFIGS: dict[str, dict[str, Any]] = {
+    "pymdownx.tasklist": {"custom_checkbox": False, "clickable_checkbox": False},
+}
 LIQUID_TAG = re.compile(r"\{%-?\s*(\w+)((?:(?!\{%).)*?)-?%\}", re.DOTALL)  # never across another {%: linear
 LIQUID_OUTPUT = re.compile(r"\{\{-?\s*((?:[^}'\"]|'[^']*'|\"[^\"]*\")+?)\s*-?\}\}")
 _PIPE = re.compile(r"""\|(?=(?:[^'"]|'[^']*'|"[^"]*")*$)""")  # a | outside quotes
@@ -204,6 +212,7 @@ class Renderer:
     @staticmethod
     def _engine() -> markdown.Markdown:
         return markdown.Markdown(
+            extension_configs=EXTENSION_CONFIGS,
             extensions=[
                 *EXTENSIONS,
                 CodeHiliteExtension(css_class="highlight", guess_lang=False),
@@ -283,6 +292,15 @@ _SANITIZE_ATTRIBUTES = {
     "td": {"align"},
     "ol": {"start"},
     "abbr": {"title"},
+    "input": {"type", "checked", "disabled", "aria-label"},  # task list checkboxes
+    "math": {"display", "alttext"},
+    **{tag: {"mathvariant", "stretchy", "fence", "separator", "lspace", "rspace", "columnalign", "rowspacing",
+             "columnspacing", "displaystyle", "scriptlevel", "width", "height", "depth", "notation", "accent",
+             "accentunder", "movablelimits", "minsize", "maxsize", "linethickness", "symmetric", "largeop", "form",
+             "rowlines", "columnlines", "frame", "rowalign", "encoding"}
+       for tag in ("mi", "mn", "mo", "ms", "mtext", "mspace", "mrow", "msup", "msub", "msubsup", "munder", "mover",
+                   "munderover", "mfrac", "msqrt", "mroot", "mtable", "mtr", "mtd", "mstyle", "menclose", "mpadded",
+                   "mphantom", "semantics", "annotation", "merror", "mmultiscripts", "mprescripts", "none")},
 }
 
 
@@ -290,7 +308,8 @@ def clean(fragment: str) -> str:
     """Return ``fragment`` with scripts, event handlers, styles and unsafe URLs removed (nh3)."""
     import nh3  # only sites that turn BLOG_SANITIZE on pay for loading it
 
-    return nh3.clean(fragment, attributes=_SANITIZE_ATTRIBUTES, url_schemes={"http", "https", "mailto"},
+    return nh3.clean(fragment, tags=nh3.ALLOWED_TAGS | set(_SANITIZE_ATTRIBUTES) - {"*"}, attributes=_SANITIZE_ATTRIBUTES,
+                     url_schemes={"http", "https", "mailto"},
                      link_rel="noopener noreferrer nofollow")
 
 
