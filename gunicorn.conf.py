@@ -37,7 +37,7 @@ control_socket_disable = True
 
 
 def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
-    """Start this worker's watcher before it accepts requests, rather than on its first request."""
-    watcher = getattr(worker.wsgi, "extensions", {}).get("quire.watcher")
+    """Start this worker's watchers (posts, pages) before it accepts requests, rather than on its first request."""
+    watcher = getattr(worker.wsgi, "extensions", {}).get("quire.watchers")
     if watcher is not None:
         watcher.ensure_running()

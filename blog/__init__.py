@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, request, url_for
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from blog import config
 from blog.content import PostStore
 from blog.content.pages import PostPages, render_page
-from blog.content.watch import Watcher
-from blog.http import CACHE_MARKER, ResponseCache
+from blog.content.site import Site
+from blog.content.watch import Watcher, Watchers
+from blog.http import ResponseCache
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -37,6 +37,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         FLATPAGES_EXTENSION=settings["BLOG_EXTENSIONS"],
         FLATPAGES_HTML_RENDERER=render_page,
         FLATPAGES_AUTO_RELOAD=False,
+        FLATPAGES_PAGES_ROOT=settings["BLOG_PAGES_DIR"],
+        FLATPAGES_PAGES_EXTENSION=settings["BLOG_EXTENSIONS"],
+        FLATPAGES_PAGES_HTML_RENDERER=render_page,
+        FLATPAGES_PAGES_AUTO_RELOAD=False,
         JSON_SORT_KEYS=False,
     )
     _configure_logging()
@@ -47,10 +51,16 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     store = PostStore(pages, settings, static_root=app.static_folder or "")
     store.load()
     watcher = Watcher(store, settings["BLOG_WATCH"], settings["BLOG_POLL_INTERVAL_MS"] / 1000)
+    page_store = _page_store(app, settings, store)
+    page_watcher = Watcher(page_store, settings["BLOG_WATCH"], settings["BLOG_POLL_INTERVAL_MS"] / 1000)
+    site = Site(store, page_store, _label(settings["BLOG_PAGES_DIR"], settings["BLOG_POSTS_DIR"]))
+    watchers = Watchers((watcher, page_watcher))
     app.extensions["quire"] = store
+    app.extensions["quire.site"] = site
     app.extensions["quire.watcher"] = watcher
+    app.extensions["quire.watchers"] = watchers
 
-    from blog import cli, discovery, errors, feeds, health, search, security, views
+    from blog import cli, discovery, errors, feeds, health, search, security, theme, views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(feeds.bp)
@@ -60,9 +70,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     errors.register(app)
     security.register(app)
     cli.register(app)
-    _register_template_helpers(app)
+    theme.register(app)
     flask_app = app.wsgi_app
-    cached = ResponseCache(flask_app, store, watcher, settings["BLOG_RESPONSE_CACHE_ENTRIES"])
+    cached = ResponseCache(flask_app, site, watchers, settings["BLOG_RESPONSE_CACHE_ENTRIES"])
     app.extensions["quire.cache"] = cached
     app.wsgi_app = security.RequestGuard(cached, flask_app)  # type: ignore[method-assign]
     proxies = settings["BLOG_TRUSTED_PROXIES"]
@@ -71,43 +81,23 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def _register_template_helpers(app: Flask) -> None:
-    fingerprints: dict[str, str] = {}
+def _page_store(app: Flask, settings: Mapping[str, Any], posts: PostStore) -> PostStore:
+    """Make the store of the pages folder: the posts' machinery over other files, with page rules."""
+    pages = PostPages(app, name="pages")
+    pages.skips_underscore_folders = True
+    if not os.path.isdir(settings["BLOG_PAGES_DIR"]):
+        logging.getLogger("quire").info("pages folder %s does not exist: the site has no pages until it does",
+                                        settings["BLOG_PAGES_DIR"])
+    store = PostStore(pages, settings, static_root=app.static_folder or "", kind="page")
+    pages.resolve_post_url = posts.resolve_post_url  # {% post_url %} in a page names a post
+    store.load()
+    return store
 
-    def asset_url(filename: str) -> str:
-        """Return a static file's URL with a content fingerprint, so it can be cached for a year."""
-        if filename not in fingerprints:
-            path = os.path.join(app.static_folder or "", filename)
-            try:
-                with open(path, "rb") as handle:
-                    fingerprints[filename] = hashlib.blake2b(handle.read(), digest_size=6).hexdigest()
-            except OSError:
-                fingerprints[filename] = ""
-        version = fingerprints[filename]
-        return url_for("static", filename=filename, v=version) if version else url_for("static", filename=filename)
 
-    @app.context_processor
-    def site() -> dict[str, Any]:
-        return {
-            "site": {
-                "title": app.config["BLOG_TITLE"],
-                "description": app.config["BLOG_DESCRIPTION"],
-                "url": app.config["BLOG_URL"],
-            },
-            "asset_url": asset_url,
-        }
-
-    @app.template_filter("long_date")
-    def long_date(value: Any) -> str:
-        return f"{value:%B} {value.day}, {value.year}"
-
-    @app.after_request
-    def static_cache(response: Response) -> Response:
-        if request.endpoint in {"static", "posts.assets"} and response.status_code == 200:
-            response.headers[CACHE_MARKER] = "static"  # compressed and validated once, not per request
-            if request.args.get("v"):
-                response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
-        return response
+def _label(folder: str, posts_folder: str) -> str:
+    """Return how `check` names a folder: relative to the posts folder's parent when it is inside it."""
+    relative = os.path.relpath(folder, os.path.dirname(posts_folder))
+    return folder if relative.startswith("..") else "" if relative == "." else relative
 
 
 def _configure_logging() -> None:

@@ -161,6 +161,8 @@ def _optional_file(name: str, raw: str) -> str:
 
 SETTINGS = (
     Setting("BLOG_POSTS_DIR", str(PROJECT_ROOT / "posts"), _path, "Folder of Markdown posts (subfolders allowed)."),
+    Setting("BLOG_PAGES_DIR", str(PROJECT_ROOT / "pages"), _path,
+            "Folder of pages (About, Projects...): served at their path, in the sitemap and search, never in listings or feeds."),
     Setting("BLOG_TITLE", "Quire", _text, "Site title, shown in the header, feeds and page titles."),
     Setting("BLOG_DESCRIPTION", "A blog served by Quire.", _text, "One-line description for the home page and feeds."),
     Setting("BLOG_URL", "http://127.0.0.1:8000", _url, "Public base URL, used for absolute links in feeds and meta tags."),

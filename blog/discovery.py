@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, has_request_context, render_template, request, url_for
 
 from blog.content import Post, Snapshot
-from blog.views import cacheable, store
+from blog.views import cacheable, site, store
 
 bp = Blueprint("discovery", __name__)
 
@@ -130,7 +130,7 @@ def pages_of(count: int) -> int:
     return max(1, math.ceil(count / current_app.config["BLOG_PER_PAGE"]))
 
 
-def sitemap_entries(snapshot: Snapshot) -> Iterator[SitemapEntry]:
+def sitemap_entries(snapshot: Snapshot, pages: Sequence[Post] = ()) -> Iterator[SitemapEntry]:
     """Yield every public page with the time its content last changed, the most useful first."""
     newest = max((post.updated for post in snapshot.posts), default=None)
     if newest is None:
@@ -138,6 +138,8 @@ def sitemap_entries(snapshot: Snapshot) -> Iterator[SitemapEntry]:
     yield SitemapEntry(absolute_url(url_for("posts.index")), newest)
     for post in snapshot.posts:
         yield SitemapEntry(post_url(post), post.updated)
+    for page in pages:
+        yield SitemapEntry(post_url(page), page.updated)
     yield SitemapEntry(absolute_url(url_for("posts.archive")), newest)
     yield SitemapEntry(absolute_url(url_for("posts.categories")), newest)
     yield SitemapEntry(absolute_url(url_for("posts.tags")), newest)
@@ -161,7 +163,7 @@ def sitemap() -> Response:
     """List every public page for search engines, with when it last changed."""
     snapshot = store().snapshot
     entries = []
-    for entry in sitemap_entries(snapshot):
+    for entry in sitemap_entries(snapshot, site().page_index.pages):
         if len(entries) == SITEMAP_LIMIT:
             break
         entries.append(entry)

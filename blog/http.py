@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 
-from blog.content import PostStore
-from blog.content.watch import Watcher
+from blog.content.site import Site
+from blog.content.watch import Watchers
 
 CACHE_MARKER = "X-Quire-Cache"  # set by views on responses that depend only on content; never sent out
 MAX_CACHED_BODY = 2 * 1024 * 1024
@@ -48,7 +48,7 @@ class Finished:
 class ResponseCache:
     """WSGI middleware answering repeat requests from memory until the content changes."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], store: PostStore, watcher: Watcher, max_entries: int):
+    def __init__(self, app: Callable[..., Iterable[bytes]], store: Site, watcher: Watchers, max_entries: int):
         self.app = app
         self.store = store
         self.watcher = watcher
@@ -108,7 +108,7 @@ class ResponseCache:
         finally:
             if hasattr(result, "close"):
                 result.close()
-        return finish(captured["status"], captured["headers"], body, self.store.snapshot.changed_at)
+        return finish(captured["status"], captured["headers"], body, self.store.changed_at)
 
     def _keep(self, key: tuple[str, str, bool], finished: Finished, generation: int) -> None:
         with self._lock:

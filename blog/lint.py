@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 from flask import Flask
 
 from blog.content import Post, PostStore
+from blog.content.site import Site
 from blog.content.store import Problem
 
 LARGE_FILE_FRACTION = 4  # warn once a file passes a quarter of BLOG_MAX_POST_SIZE: it is on its way to the limit
@@ -35,12 +36,16 @@ class Repair:
 def lint(app: Flask) -> list[Problem]:
     """Return the store's problems and the whole-site ones, sorted by file, line and column."""
     store: PostStore = app.extensions["quire"]
+    site: Site = app.extensions["quire.site"]
     found = link_problems(app)  # first: rendering for links may find a post that fails to render
     found.extend(store.problems())
-    for relative, text, size in _post_files(store):
-        found.extend(_size_problems(relative, size, store.settings["BLOG_MAX_POST_SIZE"]))
-        if text is not None:
-            found.extend(mojibake_problems(relative, text))
+    found.extend(site.problems())
+    for files, label in ((store, ""), (site.pages, site.pages_label)):
+        for relative, text, size in _post_files(files):
+            named = f"{label}/{relative}" if label else relative
+            found.extend(_size_problems(named, size, store.settings["BLOG_MAX_POST_SIZE"]))
+            if text is not None:
+                found.extend(mojibake_problems(named, text))
     return sorted(found, key=lambda problem: (problem.source, problem.line or 0, problem.column or 0, problem.code))
 
 
@@ -151,11 +156,12 @@ def links_of(html: str) -> list[tuple[str, str]]:
 
 def link_problems(app: Flask) -> list[Problem]:
     """Return an error for every internal link or image in a post body that answers 404 (or worse)."""
-    store: PostStore = app.extensions["quire"]
-    snapshot = store.snapshot
+    site: Site = app.extensions["quire.site"]
+    posts, pages = site.posts.snapshot, site.pages.snapshot
     resolver = LinkResolver(app)
     found = []
-    for post in _all_posts(snapshot.by_url.values(), snapshot.hidden_by_url.values()):
+    for post in _all_posts(posts.by_url.values(), posts.hidden_by_url.values(),
+                           pages.by_url.values(), pages.hidden_by_url.values()):
         if not _LINK_HINT.search(post.body):
             continue  # rendering is most of check's time, and most posts of a big site link nowhere
         for tag, target in dict.fromkeys(links_of(post.html)):  # each broken target once per post
@@ -164,7 +170,8 @@ def link_problems(app: Flask) -> list[Problem]:
                 continue
             kind = "image" if tag == "img" else "link"
             line, column = _locate(post, target)
-            found.append(Problem(post.source, "error", f"broken-{kind}",
+            source = f"{site.pages_label}/{post.source}" if post.kind == "page" and site.pages_label else post.source
+            found.append(Problem(source, "error", f"broken-{kind}",
                                  f"{kind} to {target} points nowhere on this site", line, column))
     return found
 
@@ -173,8 +180,8 @@ def _all_posts(*groups: Iterable[Post]) -> Iterator[Post]:
     seen = set()
     for group in groups:
         for post in group:
-            if post.source not in seen:
-                seen.add(post.source)
+            if (post.kind, post.source) not in seen:
+                seen.add((post.kind, post.source))
                 yield post
 
 
@@ -212,8 +219,7 @@ class LinkResolver:
 
     def resolves(self, path: str) -> bool:
         """Tell whether GET ``path`` finds something (following redirects)."""
-        snapshot = self.store.snapshot
-        if path in snapshot.by_url:
+        if path in self.store.snapshot.by_url or self.app.extensions["quire.site"].page_at(path) is not None:
             return True
         for prefix, folder in (("/static/", ""), ("/assets/", "assets")):
             if path.startswith(prefix):

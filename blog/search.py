@@ -13,7 +13,8 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from flask.blueprints import BlueprintSetupState
 from markupsafe import Markup, escape
 
-from blog.content import Post, PostStore, Snapshot
+from blog.content import Post, Snapshot
+from blog.content.site import Searchable, Site
 from blog.content.post import plain_text
 from blog.views import PageNumbers, cacheable
 
@@ -88,10 +89,10 @@ def _indexed(text: str) -> str:
 
 
 class SearchIndex:
-    """An FTS5 index of the public posts, brought up to date with the store's snapshot before each query."""
+    """An FTS5 index of the public posts and pages, brought up to date with the site before each query."""
 
-    def __init__(self, post_store: PostStore):
-        self.store = post_store
+    def __init__(self, site: Site):
+        self.store = site
         self._lock = threading.Lock()
         self._pid = -1
         self._reset()
@@ -116,12 +117,12 @@ class SearchIndex:
             self._pid = os.getpid()
         return self._db
 
-    def sync(self, snapshot: Snapshot) -> set[str]:
+    def sync(self, snapshot: Snapshot | Searchable) -> set[str]:
         """Index the posts added or changed since the last snapshot seen, drop the gone; return their URLs."""
         with self._lock:
             return self._sync(snapshot)
 
-    def _sync(self, snapshot: Snapshot) -> set[str]:
+    def _sync(self, snapshot: Snapshot | Searchable) -> set[str]:
         db = self._connection()
         if snapshot.generation <= self._generation:
             return set()
@@ -154,7 +155,7 @@ class SearchIndex:
         if query is None:
             return Results(text, (), 1, 1, 0, per_page)
         with self._lock:
-            self._sync(self.store.snapshot)
+            self._sync(self.store.searchable())
             ranked = self._ranked(query)
             partial = False
             if not ranked:
@@ -199,7 +200,7 @@ def index() -> SearchIndex:
 @bp.record_once
 def _create_index(state: BlueprintSetupState) -> None:
     # One index per app (and so per worker process), made when the app registers this blueprint.
-    state.app.extensions["quire.search"] = SearchIndex(state.app.extensions["quire"])
+    state.app.extensions["quire.search"] = SearchIndex(state.app.extensions["quire.site"])
 
 
 @bp.route("/search")

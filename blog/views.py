@@ -12,6 +12,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 
 from blog.content import Group, Post, PostStore
 from blog.content.derived import archive as archive_of, related
+from blog.content.site import Site
 
 RELATED_POSTS = 3
 
@@ -48,6 +49,11 @@ class Pagination(PageNumbers):
 def store() -> PostStore:
     """Return this app's post store."""
     return current_app.extensions["quire"]
+
+
+def site() -> Site:
+    """Return this app's whole site: posts, pages and what they tell together."""
+    return current_app.extensions["quire.site"]
 
 
 def paginate(posts: Sequence[Post], page_number: int) -> Pagination:
@@ -150,7 +156,7 @@ def assets(filename: str) -> Any:
 
 @bp.route("/<path:url>")
 def detail(url: str) -> Any:
-    """Show one post, found by its URL; a URL missing only its trailing slash redirects."""
+    """Show one post or page, found by its URL; a URL missing only its trailing slash redirects."""
     path = "/" + url
     snapshot = store().snapshot
     post = snapshot.by_url.get(path)
@@ -159,8 +165,11 @@ def detail(url: str) -> Any:
         if hidden is not None:
             return _preview(hidden)
     if post is None:
+        page = site().page_at(path)
+        if page is not None:
+            return cacheable(render_template("page.html", page=page))
         alternative = path[:-1] if path.endswith("/") else path + "/"
-        if alternative in snapshot.by_url:
+        if alternative in snapshot.by_url or site().page_at(alternative) is not None:
             return redirect(url_for("posts.detail", url=alternative.lstrip("/")), 308)
         abort(404)
     newer, older = snapshot.neighbours(post)

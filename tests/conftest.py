@@ -41,15 +41,20 @@ def posts_dir(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def pages_dir(tmp_path: Path) -> Path:
+    """Return the (not yet created) pages folder beside the posts folder."""
+    return tmp_path / "pages"
+
+
 WritePost = Callable[..., Path]
 
 
-@pytest.fixture
-def write_post(posts_dir: Path) -> WritePost:
-    """Return a factory that writes a post file with front matter from keyword arguments."""
+def _writer(folder: Path) -> WritePost:
+    """Return a function that writes a Markdown file with front matter from keyword arguments into ``folder``."""
 
     def write(name: str, body: str = "Some text.", *, raw: str | bytes | None = None, **meta: Any) -> Path:
-        path = posts_dir / name
+        path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         if raw is not None:
             data = raw.encode("utf-8") if isinstance(raw, str) else raw
@@ -62,16 +67,29 @@ def write_post(posts_dir: Path) -> WritePost:
     return write
 
 
+@pytest.fixture
+def write_post(posts_dir: Path) -> WritePost:
+    """Return a factory that writes a post file with front matter from keyword arguments."""
+    return _writer(posts_dir)
+
+
+@pytest.fixture
+def write_page(pages_dir: Path) -> WritePost:
+    """Return a factory that writes a page file (into the pages folder) with front matter from keyword arguments."""
+    return _writer(pages_dir)
+
+
 AppFactory = Callable[..., Flask]
 
 
 @pytest.fixture
-def make_app(posts_dir: Path) -> Iterator[AppFactory]:
-    """Return a factory for apps over the posts folder; their watchers stop after the test."""
+def make_app(posts_dir: Path, pages_dir: Path) -> Iterator[AppFactory]:
+    """Return a factory for apps over the posts and pages folders; their watchers stop after the test."""
     apps: list[Flask] = []
 
     def make(**overrides: Any) -> Flask:
-        settings = {"BLOG_POSTS_DIR": str(posts_dir), "BLOG_WATCH": "off", "BLOG_URL": "https://blog.example.com"}
+        settings = {"BLOG_POSTS_DIR": str(posts_dir), "BLOG_PAGES_DIR": str(pages_dir), "BLOG_WATCH": "off",
+                    "BLOG_URL": "https://blog.example.com"}
         settings.update(overrides)
         app = create_app(settings)
         app.config["TESTING"] = True
@@ -80,7 +98,7 @@ def make_app(posts_dir: Path) -> Iterator[AppFactory]:
 
     yield make
     for app in apps:
-        app.extensions["quire.watcher"].stop()
+        app.extensions["quire.watchers"].stop()
 
 
 @pytest.fixture

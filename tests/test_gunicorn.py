@@ -46,10 +46,12 @@ COMMANDS = {
 
 
 @pytest.fixture(params=list(COMMANDS))
-def server(request: pytest.FixtureRequest, posts_dir: Path) -> Iterator[str]:
+def server(request: pytest.FixtureRequest, posts_dir: Path, pages_dir: Path) -> Iterator[str]:
     port = free_port()
     (posts_dir / "2020-01-01-first.md").write_text("---\ntitle: First\n---\nHello.\n", encoding="utf-8")
-    env = {**os.environ, "BLOG_POSTS_DIR": str(posts_dir), "PORT": str(port), "WEB_CONCURRENCY": "3"}
+    pages_dir.mkdir()
+    env = {**os.environ, "BLOG_POSTS_DIR": str(posts_dir), "BLOG_PAGES_DIR": str(pages_dir), "PORT": str(port),
+           "WEB_CONCURRENCY": "3"}
     arguments = [argument.format(port=port) for argument in COMMANDS[request.param]]
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", *arguments], cwd=ROOT,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -79,6 +81,21 @@ def test_gunicorn_serves_and_every_worker_sees_a_new_post(server: str, posts_dir
     results = [fetch(server + "/posts/second/")[0] for _ in range(30)]
     assert results == [200] * 30
     assert fetch(server + "/missing/")[0] == 404
+
+
+def test_gunicorn_serves_pages_and_every_worker_sees_a_new_one(server: str, pages_dir: Path) -> None:
+    for _ in range(30):  # warm every worker: each starts its watchers on its first request
+        fetch(server + "/")
+    (pages_dir / "about.md").write_text("---\ntitle: About me\nnav: 1\n---\nWho I am.\n", encoding="utf-8")
+    written = time.monotonic()
+    eventually(lambda: all(fetch(server + "/about/")[0] == 200 for _ in range(15)), timeout=5)
+    time.sleep(max(0.0, written + 2.0 - time.monotonic()))  # see the post test above: let the promised second pass
+    pages = [fetch(server + "/about/") for _ in range(30)]
+    assert all(status == 200 and "Who I am." in body for status, body in pages)
+    homes = [fetch(server + "/")[1] for _ in range(15)]
+    assert all('<a href="/about/">About me</a>' in body for body in homes)  # in every worker's menu
+    assert "/about/</loc>" in fetch(server + "/sitemap.xml")[1]
+    assert "About me" not in fetch(server + "/feed.xml")[1]
 
 
 def workers_of(master: int) -> set[int]:

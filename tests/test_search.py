@@ -173,7 +173,7 @@ def test_results_follow_changes_reindexing_only_changed_posts(make_app: AppFacto
     write_post("2024-01-02-post-1.md", "Now about a zebra.", title="Post 1")
     (posts_dir / "2024-01-03-post-2.md").unlink()
     store.load()
-    assert index.sync(store.snapshot) == {"/posts/post-1/", "/posts/post-2/"}
+    assert index.sync(app.extensions["quire.site"].searchable()) == {"/posts/post-1/", "/posts/post-2/"}
     assert titles(results(client, "zebra")) == ["Post 1"]
     assert sorted(titles(results(client, "number"))) == ["Post 0", "Post 3", "Post 4"]
 

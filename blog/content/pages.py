@@ -41,6 +41,9 @@ class PostPages(FlatPages):
         self.renderer: Any = None
         self.resolve_post_url: Any = lambda name: None
         self._renderer_wrapper: Any = None
+        # A pages folder skips "_" folders too: a Jekyll site's root holds _posts, _layouts, _site...
+        self.skips_underscore_folders = False
+        self.skipped_folders: frozenset[str] = frozenset()  # more folder names never read
 
     def config(self, key: str) -> Any:
         """Read this extension's settings from its own app, so watcher threads need no app context."""
@@ -66,12 +69,17 @@ class PostPages(FlatPages):
                 relative = f"{folder}/{entry.name}" if folder else entry.name
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        if not entry.name.startswith("."):
+                        if not self.skips_folder(entry.name):
                             stack.append(relative)
                     elif entry.is_file(follow_symlinks=False) and is_post_file(entry.name, extensions):
                         yield relative, entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
+
+    def skips_folder(self, name: str) -> bool:
+        """Tell whether a folder of this name is left unread: hidden ones, and ``skipped_folders``."""
+        return (name.startswith(".") or (self.skips_underscore_folders and name.startswith("_"))
+                or name in self.skipped_folders)
 
     def render_markdown(self, text: str, meta: dict[str, Any]) -> str:
         """Render Markdown with the renderer and post-URL resolver the store attached."""

@@ -73,6 +73,8 @@ class Post:
     stem: str = field(repr=False)  # file name without folder and extension, for Jekyll's post_url
     render: Callable[[str], str] = field(repr=False)
     render_body: Callable[[Post], str] = field(repr=False)
+    kind: str = "post"  # "page" for a file of the pages folder: served and searched, never listed
+    nav: int | float | None = None  # a page's place in the header's navigation (front matter ``nav``)
 
     @property
     def html(self) -> str:
@@ -332,6 +334,18 @@ def normalize_url(url: str) -> str:
         parts.append(part)
     path = "/" + "/".join(parts)
     return path + "/" if trailing and parts else path
+
+
+def page_url(relative: str, jekyll: bool = False) -> str:
+    """Return the URL a page file is served at: ``about.md`` → ``/about/``, ``projects/index.md`` → ``/projects/``.
+
+    With ``jekyll``, as Jekyll serves pages without a permalink: ``about.md`` → ``/about.html``.
+    """
+    stem = relative.rsplit(".", 1)[0] if "." in posixpath.basename(relative) else relative
+    folder, _, name = stem.rpartition("/")
+    if name == "index":
+        return normalize_url("/" + folder + "/")
+    return normalize_url("/" + stem + (".html" if jekyll else "/"))
 
 
 def encode_url(url: str) -> str:

@@ -119,7 +119,10 @@ class PostStore:
     """Owns the posts: what is on disk, what is public, and every index and cache built from them."""
 
     def __init__(self, pages: PostPages, settings: Mapping[str, Any], static_root: str,
-                 clock: Callable[[], dt.datetime] = _utc_now):
+                 clock: Callable[[], dt.datetime] = _utc_now, kind: str = "post", jekyll_pages: bool = False):
+        """Make a store of posts, or with ``kind="page"`` of pages (``jekyll_pages``: a Jekyll site's root)."""
+        self.kind = kind
+        self.jekyll_pages = jekyll_pages
         self.pages = pages
         self.settings = settings
         self.static_root = static_root
@@ -140,7 +143,8 @@ class PostStore:
         # Rendered bodies are kept for the most visited posts only, so memory stays flat however many
         # posts a crawler walks through; the response cache holds the finished pages in front of this.
         self.render_body = functools.lru_cache(maxsize=RENDERED_POSTS_KEPT)(self._render_body)
-        cache_folder = folder_for(settings.get("BLOG_CACHE_DIR", "off"))
+        # Pages are a handful of files: reading them is quicker than keeping a cache of them.
+        cache_folder = folder_for(settings.get("BLOG_CACHE_DIR", "off")) if kind == "post" else None
         self.cache = PostCache(cache_folder, pages.root, settings) if cache_folder else None
         self._snapshot = self._build_snapshot()
 
@@ -274,7 +278,7 @@ class PostStore:
 
     def _refresh_one(self, relative: str, extensions: tuple[str, ...]) -> bool:
         parts = relative.split("/")
-        if any(part.startswith(".") for part in parts[:-1]) or not is_post_file(parts[-1], extensions):
+        if any(map(self.pages.skips_folder, parts[:-1])) or not is_post_file(parts[-1], extensions):
             return self._forget(relative)
         try:
             status = os.stat(os.path.join(self.pages.root, relative), follow_symlinks=False)
@@ -353,6 +357,8 @@ class PostStore:
         return post, problems
 
     def _describe_post(self, relative: str, source: Source, status: os.stat_result) -> _Description:
+        if self.kind == "page":
+            return self._describe_page(relative, source, status)
         meta = source.meta
         problems: list[Problem] = []
         name = posixpath.basename(relative)
@@ -399,15 +405,7 @@ class PostStore:
         if layout and layout not in rules.KNOWN_LAYOUTS:
             problems.append(Problem(relative, "warning", "unknown-layout",
                                     f"layout {layout!r} is unknown; using 'post'", _key_line(source, "layout")))
-        refused = pathological(source.body)
-        if refused is not None:  # found at load, so `blog check` and /healthz know before anyone views it
-            problems.append(Problem(relative, "error", "render", f"not rendered: {refused}; shown as plain text"))
-        unknown = unknown_liquid_tags(source.body)
-        if unknown:
-            listed = ", ".join(f"{{% {tag} %}}" for tag in unknown)
-            first = re.compile(r"\{%-?\s*(?:" + "|".join(map(re.escape, unknown)) + r")\b")
-            problems.append(Problem(relative, "warning", "liquid", f"Liquid tags not supported, shown as they are: {listed}",
-                                    *_body_position(source, first)))
+        refused = _body_problems(relative, source, problems)
         draft = relative.split("/")[0] == "_drafts" or "/_drafts/" in f"/{relative}"
         published = meta.get("published", True) is not False and not draft
         fields = {
@@ -418,6 +416,54 @@ class PostStore:
             "categories": categories, "tags": tags, "cover": cover, "layout": layout,
             "published": published, "draft": not published,
             "sort_key": (date.timestamp(), relative), "stem": name.rsplit(".", 1)[0],
+        }
+        return _Description(source, fields, tuple(problems), refused is not None)
+
+    def _describe_page(self, relative: str, source: Source, status: os.stat_result) -> _Description:
+        """Work out a page: served at its path or ``permalink``, undated, and never in listings or feeds."""
+        meta = source.meta
+        if self.jekyll_pages and not source.has_front_matter:
+            return _Description()  # Jekyll copies such a file as it is: it is no page
+        problems: list[Problem] = []
+        modified = dt.datetime.fromtimestamp(status.st_mtime, self.zone).replace(microsecond=0)
+        updated = modified
+        for keys in (("last_modified_at", "updated", "modified"), ("date",)):
+            value = next((meta[key] for key in keys if meta.get(key) not in (None, "")), None)
+            if value is None:
+                continue
+            try:
+                updated = rules.parse_date(value, self.zone)
+                break
+            except PostError:
+                problems.append(Problem(relative, "warning", "invalid-updated", f"ignoring {value!r}: not a date",
+                                        _key_line(source, *keys)))
+        custom = rules.first_text(meta, "permalink")
+        url = rules.normalize_url(unquote(custom)) if custom else rules.page_url(relative, self.jekyll_pages)
+        if custom and url != custom:
+            problems.append(Problem(relative, "warning", "permalink", f"permalink {custom!r} was normalised to {url!r}",
+                                    _key_line(source, "permalink")))
+        nav = meta.get("nav")
+        if nav is not None and (isinstance(nav, bool) or not isinstance(nav, (int, float))):
+            problems.append(Problem(relative, "warning", "invalid-nav",
+                                    f"nav {nav!r} is not a number such as 1 or 2.5; the page is left out of the navigation",
+                                    _key_line(source, "nav")))
+            nav = None
+        refused = _body_problems(relative, source, problems)
+        name = posixpath.basename(relative).rsplit(".", 1)[0]
+        slug = rules.slugify(rules.first_text(meta, "slug") or url.strip("/").replace("/", "-") or "index") or "page"
+        cover = rules.first_text(meta, "cover", "image")
+        if cover and not rules.is_safe_url(cover):
+            problems.append(Problem(relative, "warning", "unsafe-cover",
+                                    f"cover {cover[:80]!r} is not an http(s) or site URL; dropped", source.line_of("cover")))
+            cover = None
+        published = meta.get("published", True) is not False
+        fields = {
+            "source": relative, "url": url, "slug": slug,
+            "title": rules.first_text(meta, "title") or rules.title_from_slug(slug if name == "index" else name),
+            "date": updated, "updated": updated, "dated": False, "author": None, "categories": (), "tags": (),
+            "cover": cover, "layout": rules.first_text(meta, "layout"), "published": published, "draft": not published,
+            # Never "in the future": a page's date says when it changed, not when to show it.
+            "sort_key": (0.0, relative), "stem": name, "kind": "page", "nav": nav,
         }
         return _Description(source, fields, tuple(problems), refused is not None)
 
@@ -500,6 +546,20 @@ def _groups(posts: tuple[Post, ...]) -> tuple[dict[str, Group], dict[str, Group]
         {slug: Group(names[kind, slug], tuple(found)) for slug, found in sorted(groups.items())}
         for kind, groups in enumerate(kinds)
     )
+
+
+def _body_problems(relative: str, source: Source, problems: list[Problem]) -> str | None:
+    """Add the body's render and Liquid problems to ``problems``; return why it is never rendered, if it is not."""
+    refused = pathological(source.body)
+    if refused is not None:  # found at load, so `blog check` and /healthz know before anyone views it
+        problems.append(Problem(relative, "error", "render", f"not rendered: {refused}; shown as plain text"))
+    unknown = unknown_liquid_tags(source.body)
+    if unknown:
+        listed = ", ".join(f"{{% {tag} %}}" for tag in unknown)
+        first = re.compile(r"\{%-?\s*(?:" + "|".join(map(re.escape, unknown)) + r")\b")
+        problems.append(Problem(relative, "warning", "liquid", f"Liquid tags not supported, shown as they are: {listed}",
+                                *_body_position(source, first)))
+    return refused
 
 
 def _body_position(source: Source, pattern: re.Pattern[str]) -> tuple[int | None, int | None]:

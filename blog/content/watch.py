@@ -148,3 +148,20 @@ class Watcher:
                 with self._lock:
                     self._pending |= unsettled
                 retry_at = time.monotonic() + QUIET_SECONDS / 2
+
+
+class Watchers:
+    """The watchers of one process (the posts folder's, the pages folder's), started and stopped together."""
+
+    def __init__(self, watchers: tuple[Watcher, ...]):
+        self.watchers = watchers
+
+    def ensure_running(self) -> None:
+        """Start every watcher in this process if it is not already; cheap enough to call per request."""
+        for watcher in self.watchers:
+            watcher.ensure_running()
+
+    def stop(self) -> None:
+        """Stop every watcher (tests and shutdown)."""
+        for watcher in self.watchers:
+            watcher.stop()
