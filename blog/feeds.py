@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import mimetypes
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import format_datetime
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -16,6 +17,7 @@ from flask import Blueprint, Response, current_app, render_template, url_for
 
 from blog.content import Group, Post
 from blog.content.derived import shared_day_and_slug
+from blog.content.markup import clean
 from blog.discovery import absolute_url, cover_url, has_scheme, post_url, xml_text
 from blog.views import cacheable, group_or_404, store
 
@@ -25,14 +27,62 @@ ATOM_TYPE = "application/atom+xml; charset=utf-8"
 RSS_TYPE = "application/rss+xml; charset=utf-8"
 JSON_FEED_TYPE = "application/feed+json; charset=utf-8"
 
-# Start tags only: text (code samples included) has its "<" escaped, so an example tag is never rewritten.
-_START_TAG = re.compile(r"""<[a-zA-Z][^\s/>]*(?:[^<>"']|"[^"]*"|'[^']*')*>""")
-# Attributes whose value is a URL (srcset: a list of them); quoted either way or bare, as authors write raw HTML.
-_URL_ATTRIBUTE = re.compile(
-    r"""(?P<lead>\s(?P<name>href|src|poster|srcset|cite|data)\s*=\s*)"""
-    r"""(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>[^\s"'>]+))""",
-    re.IGNORECASE,
-)
+# Attributes whose value is a URL (srcset: a list of them), rewritten wherever a tag carries them.
+_URL_ATTRIBUTES = {"href", "src", "poster", "srcset", "cite", "data"}
+
+
+class _LinkRewriter(HTMLParser):
+    """Copy a fragment token by token, rebuilding only the start tags whose URL attributes change.
+
+    The parser reads attribute values the way a browser does, so a ``src=`` inside another attribute's value is
+    that value's text, never a link; rebuilt tags quote and escape every value, so nothing can leave its value.
+    """
+
+    def __init__(self, absolute: Callable[[str], str]):
+        super().__init__()
+        self.absolute = absolute
+        self.out: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._start(tag, attrs, ">")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._start(tag, attrs, " />")
+
+    def _start(self, tag: str, attrs: list[tuple[str, str | None]], end: str) -> None:
+        rewritten = [(name, self._rewrite(name, value)) for name, value in attrs]
+        if rewritten == attrs:
+            self.out.append(self.get_starttag_text() or "")
+            return
+        parts = [f" {name}" if value is None else f' {name}="{html.escape(value)}"' for name, value in rewritten]
+        self.out.append(f"<{tag}{''.join(parts)}{end}")
+
+    def _rewrite(self, name: str, value: str | None) -> str | None:
+        if value is None or name not in _URL_ATTRIBUTES:
+            return value
+        if name == "srcset":
+            return ", ".join(" ".join([self.absolute(candidate.split()[0]), *candidate.split()[1:]])
+                             for candidate in value.split(",") if candidate.strip())
+        return self.absolute(value)
+
+    def handle_endtag(self, tag: str) -> None:
+        self.out.append(f"</{tag}>")
+
+    def handle_data(self, data: str) -> None:
+        # Text comes decoded (so "AT&T" stays as written); script and style contents come raw and stay raw.
+        self.out.append(data if self.cdata_elem else html.escape(data, quote=False))
+
+    def handle_comment(self, data: str) -> None:
+        self.out.append(f"<!--{data}-->")
+
+    def handle_decl(self, decl: str) -> None:
+        self.out.append(f"<!{decl}>")
+
+    def handle_pi(self, data: str) -> None:
+        self.out.append(f"<?{data}>")
+
+    def unknown_decl(self, data: str) -> None:
+        self.out.append(f"<![{data}]>")
 
 
 @dataclass(frozen=True)
@@ -76,7 +126,7 @@ def entry_id(post: Post) -> str:
     return f"tag:{host},{post.date:%Y-%m-%d}:{quote(post.slug, safe='')}"
 
 
-def absolute_links(html: str, base: str) -> str:
+def absolute_links(fragment: str, base: str) -> str:
     """Return ``html`` with every relative link and source made absolute against the post's URL ``base``."""
     site = current_app.config["BLOG_URL"]
 
@@ -90,17 +140,12 @@ def absolute_links(html: str, base: str) -> str:
             return site + url
         return urljoin(base, url)
 
-    def replace(match: re.Match[str]) -> str:
-        value = next(found for found in match.group("dq", "sq", "bare") if found is not None)
-        if match.group("name").lower() == "srcset":
-            value = ", ".join(" ".join([absolute(candidate.split()[0]), *candidate.split()[1:]])
-                              for candidate in value.split(",") if candidate.strip())
-        else:
-            value = absolute(value)
-        quote_mark = "'" if match.group("sq") is not None else '"'
-        return f"{match.group('lead')}{quote_mark}{value}{quote_mark}"
-
-    return _START_TAG.sub(lambda tag: _URL_ATTRIBUTE.sub(replace, tag.group()), html)
+    rewriter = _LinkRewriter(absolute)
+    rewriter.feed(fragment)
+    rewriter.close()
+    rewritten = "".join(rewriter.out)
+    # Sanitize the feed's copy again after the rewrite, so nothing this step changed escapes BLOG_SANITIZE.
+    return clean(rewritten) if current_app.config["BLOG_SANITIZE"] else rewritten
 
 
 def make_entry(post: Post) -> Entry:

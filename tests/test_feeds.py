@@ -305,3 +305,39 @@ def test_posts_sharing_a_day_and_slug_get_distinct_ids(make_app: AppFactory, wri
         ids = {entry.title: entry.id for entry in parse(client, path).entries}
         assert ids == {"Other": "tag:blog.example.com,2024-01-02:other", "Notes A": f"{SITE}/a/notes/",
                        "Notes B": f"{SITE}/b/notes/"}
+
+
+HIDDEN_HANDLER = '<img src="/a.png" title=" src=x onerror=alert(1) "> <a href="b/" title="href=y onclick=alert(2)">b</a>'
+
+
+def _entry_html(client: FlaskClient, path: str) -> str:
+    """Return the first entry's HTML exactly as the feed carries it, before any reader cleans it."""
+    data = client.get(path).data
+    if path == "/feed.json":
+        return json.loads(data)["items"][0]["content_html"]
+    namespaces = {"atom": "http://www.w3.org/2005/Atom"}
+    return etree.fromstring(data).find("atom:entry/atom:content", namespaces).text
+
+
+@pytest.mark.parametrize("sanitize", ["1", "0"])
+@pytest.mark.parametrize("path", ["/feed.xml", "/feed.json"])
+def test_a_link_inside_an_attribute_value_lets_no_handler_out(make_app: AppFactory, write_post: WritePost,
+                                                              path: str, sanitize: str) -> None:
+    write_post("2024-01-01-a.md", HIDDEN_HANDLER, title="A")
+    content = BeautifulSoup(_entry_html(make_app(BLOG_SANITIZE=sanitize).test_client(), path), "lxml")
+    image, link = content.find("img"), content.find("a")
+    assert image["src"] == f"{SITE}/a.png" and link["href"] == f"{SITE}/posts/a/b/"
+    assert image["title"] == " src=x onerror=alert(1) " and link["title"] == "href=y onclick=alert(2)"
+    assert not [name for tag in content.find_all(True) for name in tag.attrs if name.startswith("on")]
+
+
+@pytest.mark.parametrize("path", ["/feed.xml", "/feed.json"])
+def test_sanitized_feeds_are_cleaned_after_links_are_made_absolute(make_app: AppFactory, write_post: WritePost,
+                                                                   path: str) -> None:
+    write_post("2024-01-01-a.md", '<p><a href="/x/" onclick="steal()">x</a><img src=a.png onerror=alert(1)></p>'
+               '<a href="javascript:alert(3)">j</a><script>alert(4)</script>', title="A")
+    html = _entry_html(make_app(BLOG_SANITIZE="1").test_client(), path)
+    content = BeautifulSoup(html, "lxml")
+    assert [link.get("href") for link in content.find_all("a")] == [f"{SITE}/x/", None]
+    assert content.find("img")["src"] == f"{SITE}/posts/a/a.png"
+    assert "alert" not in html and "steal" not in html and not content.find("script")
