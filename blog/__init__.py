@@ -78,6 +78,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     proxies = settings["BLOG_TRUSTED_PROXIES"]
     if proxies:  # outermost, so every layer sees the client's address, scheme and host
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
+    app.wsgi_app = security.SiteMount(app.wsgi_app, settings["BLOG_URL"])  # type: ignore[method-assign]
     return app
 
 

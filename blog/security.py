@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_to_bytes, urlsplit, urlunsplit
 
 from flask import Flask, Response, abort, current_app, request
 from werkzeug.security import safe_join
@@ -64,7 +64,41 @@ def register(app: Flask) -> None:
     def add_headers(response: Response) -> Response:
         for name, value in headers.items():
             response.headers.setdefault(name, value)
+        if 300 <= response.status_code < 400 and "Location" in response.headers:
+            response.headers["Location"] = site_relative(response.headers["Location"])
         return response
+
+
+def site_relative(location: str) -> str:
+    """Return a redirect target as a path on this site, whatever host or scheme it was built with.
+
+    Werkzeug builds its trailing-slash redirects on the request's ``Host``, which the client chooses; Quire
+    never redirects off the site, so the host is dropped, and a path is never left starting with ``//``.
+    """
+    parts = urlsplit(location)
+    return urlunsplit(("", "", "/" + parts.path.lstrip("/"), parts.query, parts.fragment))
+
+
+class SiteMount:
+    """WSGI middleware mounting the site where BLOG_URL's path says, whatever SCRIPT_NAME the client sent.
+
+    gunicorn takes SCRIPT_NAME from a request header (from loopback and forwarded-allowed addresses) and
+    strips it from the path; url_for builds every link on it, so a forged one would reach every reader of a
+    cached page. The request's whole path is put back together and split again at the configured mount.
+    """
+
+    def __init__(self, app: WSGIApp, blog_url: str):
+        self.app = app
+        self.mount = urlsplit(blog_url).path.rstrip("/")
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Pass the request on with SCRIPT_NAME set to the mount and PATH_INFO to the rest of its path."""
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        if self.mount and (path == self.mount or path.startswith(self.mount + "/")):
+            path = path[len(self.mount):]
+        environ["SCRIPT_NAME"] = self.mount
+        environ["PATH_INFO"] = path
+        return self.app(environ, start_response)
 
 
 def refusal(environ: dict[str, Any]) -> tuple[int, str | None] | None:

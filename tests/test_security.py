@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from flask.testing import FlaskClient
 
 from blog import create_app
 from blog.security import CONTENT_SECURITY_POLICY, MAX_HEADER_BYTES, MAX_QUERY_BYTES
-from tests.conftest import AppFactory
+from tests.conftest import AppFactory, WritePost
 
 SECRET = "QUIRE-SECRET-OUTSIDE-STATIC"
 
@@ -257,3 +259,51 @@ def test_hostile_raw_requests_through_gunicorn(tmp_path: Path) -> None:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
     assert "Traceback" not in log.read_text(errors="replace")
+
+
+def _links(response: Any) -> list[str]:
+    soup = BeautifulSoup(response.get_data(as_text=True), "html.parser")
+    return [tag.get("href") or tag.get("src") or tag.get("action") for tag in soup.find_all(["a", "link", "script", "form", "img"])]
+
+
+@pytest.mark.parametrize("path", ["/posts/hello/", "/", "/categories/", "/nowhere/"])
+def test_a_client_sent_script_name_changes_no_cached_page(make_app: AppFactory, write_post: WritePost,
+                                                         path: str) -> None:
+    write_post("2020-01-01-hello.md", "Hello there.", title="Hello", categories=["News"])
+    client = make_app().test_client()
+    poisoned = client.get(path, environ_overrides={"SCRIPT_NAME": "//evil.example"})
+    assert not [link for link in _links(poisoned) if link and "evil" in urlsplit(link).netloc]
+    later = client.get(path)
+    assert later.status_code in {200, 404} and "evil" not in later.get_data(as_text=True)
+
+
+def test_a_path_under_a_forged_script_name_is_not_the_post(make_app: AppFactory, write_post: WritePost) -> None:
+    write_post("2020-01-01-hello.md", "Hello there.", title="Hello")
+    client = make_app().test_client()
+    # gunicorn strips the SCRIPT_NAME header's value from the path: //evil.example/posts/hello/ arrives as this
+    response = client.get("/posts/hello/", environ_overrides={"SCRIPT_NAME": "//evil.example"})
+    assert response.status_code == 404
+
+
+def test_blog_url_path_is_the_mount_point_whatever_the_client_sends(make_app: AppFactory, write_post: WritePost) -> None:
+    write_post("2020-01-01-hello.md", "Hello there.", title="Hello")
+    client = make_app(BLOG_URL="https://example.com/blog").test_client()
+    for script_name in ("", "/blog", "//evil.example"):  # a proxy that strips /blog, one that passes it, a forger
+        response = client.get("/blog/posts/hello/", environ_overrides={"SCRIPT_NAME": ""}) if not script_name \
+            else client.get("/posts/hello/", environ_overrides={"SCRIPT_NAME": script_name})
+        expected = 404 if script_name.startswith("//") else 200
+        assert response.status_code == expected, script_name
+        if expected == 200:
+            assert "/blog/feed.xml" in _links(response)
+
+
+@pytest.mark.parametrize("path, target", [("/categories", "/categories/"), ("/posts/hello", "/posts/hello/"),
+                                          ("/page/1/", "/"), ("/category/news/page/1/", "/category/news/")])
+def test_redirects_never_take_their_host_from_the_request(make_app: AppFactory, write_post: WritePost, path: str,
+                                                         target: str) -> None:
+    write_post("2020-01-01-hello.md", "Hello there.", title="Hello", categories=["News"])
+    client = make_app().test_client()
+    for headers in ({"Host": "evil.example"}, {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}):
+        response = client.get(path, headers=headers)
+        assert response.status_code in {301, 308}
+        assert response.headers["Location"] == target
