@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,3 +129,31 @@ def test_only_changed_files_are_read_again(make_app: AppFactory, write_post: Wri
     generation = store.generation
     store.refresh(["2020-01-01-p1.md"])  # an event for an unchanged file publishes nothing new
     assert reads == ["2020-01-03-p3.md"] and store.generation == generation
+
+
+def test_a_deleted_posts_folder_is_watched_again_when_it_comes_back(live: FlaskClient, write_post: WritePost,
+                                                                   posts_dir: Path) -> None:
+    write_post("2020-01-01-first.md", title="First post")
+    eventually(lambda: shows(live, "/", "First post"))
+    shutil.rmtree(posts_dir)  # what `git rm posts/*.md` does to a folder it empties
+    eventually(lambda: not shows(live, "/", "First post"))
+    posts_dir.mkdir()
+    (posts_dir / "2020-02-01-second.md").write_text(post_text("Second post"), encoding="utf-8")
+    eventually(lambda: shows(live, "/", "Second post"))
+    (posts_dir / "2020-03-01-third.md").write_text(post_text("Third post"), encoding="utf-8")
+    eventually(lambda: shows(live, "/", "Third post"))
+
+
+def test_a_posts_folder_renamed_away_and_made_anew_is_the_one_watched(live: FlaskClient, write_post: WritePost,
+                                                                      posts_dir: Path) -> None:
+    write_post("2020-01-01-first.md", title="First post")
+    eventually(lambda: shows(live, "/", "First post"))
+    old = posts_dir.with_name("posts.old")
+    posts_dir.rename(old)  # mv posts posts.old && mkdir posts
+    posts_dir.mkdir()
+    (posts_dir / "2020-02-01-second.md").write_text(post_text("Second post"), encoding="utf-8")
+    eventually(lambda: shows(live, "/", "Second post") and not shows(live, "/", "First post"))
+    (old / "2020-03-01-elsewhere.md").write_text(post_text("Written elsewhere"), encoding="utf-8")
+    (posts_dir / "2020-04-01-third.md").write_text(post_text("Third post"), encoding="utf-8")
+    eventually(lambda: shows(live, "/", "Third post"))
+    assert not shows(live, "/", "Written elsewhere")

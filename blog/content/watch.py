@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import stat
 import time
+from typing import Any
 
 from blog.content.store import PostStore
 
@@ -18,6 +20,12 @@ QUIET_SECONDS = 0.25
 # inotify drops events only when its queue overflows; a stat-only scan of the whole folder catches up. At
 # 10,000 posts that scan holds a worker for 0.1-0.2 s, which at every 30 s doubled the post page's p99.
 SAFETY_RESCAN_SECONDS = 300.0
+# inotify watches a folder's inode: once the posts folder is deleted (``git rm`` of its last file does it) the
+# watch ends, and once it is renamed (``mv posts posts.old``) the watch follows the old folder. One stat of
+# the folder this often tells either apart, and it is watched again at once.
+ROOT_CHECK_SECONDS = 0.5
+
+FolderId = tuple[int, int]
 
 
 class Watcher:
@@ -34,7 +42,9 @@ class Watcher:
         self._rescan = False
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._observer = None
+        self._observer: Any = None
+        self._handler: Any = None
+        self._watched_root: FolderId | None = None  # the folder inotify watches, by (device, inode)
         self._thread: threading.Thread | None = None
         self.active_mode = "off"
 
@@ -66,7 +76,7 @@ class Watcher:
         self._thread = threading.Thread(target=self._run, name="quire-watch", daemon=True)
         self._thread.start()
 
-    def _start_inotify(self) -> object:
+    def _start_inotify(self) -> Any:
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
         from watchdog.observers.inotify import InotifyObserver
 
@@ -84,10 +94,27 @@ class Watcher:
                         watcher.notify(os.fsdecode(path))
 
         observer = InotifyObserver()
-        observer.schedule(Handler(), self.store.pages.root, recursive=True)
+        self._handler = Handler()
+        self._watched_root = _folder_id(self.store.pages.root)
+        if self._watched_root is not None:  # a folder that does not exist yet is watched once it does
+            observer.schedule(self._handler, self.store.pages.root, recursive=True)
         observer.daemon = True
         observer.start()
         return observer
+
+    def _rewatch_if_replaced(self) -> bool:
+        """Watch the posts folder afresh if it was deleted, replaced or renamed away; tell whether it was."""
+        observer = self._observer
+        current = _folder_id(self.store.pages.root)
+        if current == self._watched_root or observer is None:
+            return False
+        observer.unschedule_all()
+        if current is not None:
+            observer.schedule(self._handler, self.store.pages.root, recursive=True)
+        self._watched_root = current
+        log.info("posts folder %s %s; watching it again", self.store.pages.root,
+                 "was replaced" if current is not None else "is gone")
+        return True  # the caller rescans, which also finds files written before the new watch began
 
     def notify(self, path: str) -> None:
         """Note that a file under the posts folder changed."""
@@ -122,6 +149,8 @@ class Watcher:
         retry_at: float | None = None  # when to look again at files that were still being written
         while not self._stop.is_set():
             deadline = next_scan if retry_at is None else min(next_scan, retry_at)
+            if self.active_mode == "inotify":
+                deadline = min(deadline, time.monotonic() + ROOT_CHECK_SECONDS)
             self._wake.wait(timeout=max(0.0, deadline - time.monotonic()))
             if self._stop.is_set():
                 return
@@ -137,6 +166,8 @@ class Watcher:
             if retry_at is not None and time.monotonic() >= retry_at:
                 retry_at = None
             try:
+                if self.active_mode == "inotify" and self._rewatch_if_replaced():
+                    rescan = True
                 if rescan:
                     self.store.refresh(None, quiet=QUIET_SECONDS)
                 elif pending:
@@ -165,3 +196,12 @@ class Watchers:
         """Stop every watcher (tests and shutdown)."""
         for watcher in self.watchers:
             watcher.stop()
+
+
+def _folder_id(path: str) -> FolderId | None:
+    """Return the (device, inode) of the folder at ``path``, or None if there is no folder there."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino) if stat.S_ISDIR(status.st_mode) else None
