@@ -17,6 +17,9 @@ from blog.content.watch import Watchers
 CACHE_MARKER = "X-Quire-Cache"  # set by views on responses that depend only on content; never sent out
 MAX_CACHED_BODY = 2 * 1024 * 1024
 MAX_CACHED_BYTES = 32 * 1024 * 1024  # per worker: pages and their gzip copies
+# Keys of responses found too large to keep, remembered so they are produced once, not twice, per request;
+# the oldest are forgotten past this (each then costs one extra production), whatever query strings arrive.
+MAX_TOO_LARGE_KEYS = 1024
 COMPRESSIBLE = ("text/", "application/xml", "application/atom+xml", "application/rss+xml", "application/json",
                 "application/feed+json", "application/javascript", "image/svg+xml", "application/manifest+json")
 _CONDITIONAL = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE", "HTTP_RANGE")
@@ -54,7 +57,8 @@ class ResponseCache:
         self.watcher = watcher
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple[str, str, bool], Finished] = OrderedDict()
-        self._too_large: set[tuple[str, str, bool]] = set()  # passed straight through until the content changes
+        # Passed straight through until the content changes; a dict used as an ordered set, oldest first.
+        self._too_large: dict[tuple[str, str, bool], None] = {}
         self._bytes = 0
         self._generation = -1
         self._lock = threading.Lock()
@@ -64,7 +68,7 @@ class ResponseCache:
         self.watcher.ensure_running()
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in {"GET", "HEAD"}:
-            return self.app(environ, start_response)
+            return self.app(environ, without_marker(start_response))
         generation = self.store.generation
         if generation != self._generation:
             with self._lock:
@@ -75,13 +79,16 @@ class ResponseCache:
         wants_gzip = _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
         key = (environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), wants_gzip)
         if key in self._too_large:
-            return self.app(environ, start_response)
+            return self.app(environ, without_marker(start_response))
         finished = self._entries.get(key)
         if finished is None:
             finished, cacheable = self._run(environ)
             if finished is None:  # too large to hold: pass the app's own answer through, now and until a change
-                self._too_large.add(key)
-                return self.app(environ, start_response)
+                with self._lock:
+                    self._too_large[key] = None
+                    while len(self._too_large) > MAX_TOO_LARGE_KEYS:
+                        del self._too_large[next(iter(self._too_large))]
+                return self.app(environ, without_marker(start_response))
             if cacheable and self.max_entries:
                 self._keep(key, finished, generation)
         return _send(finished, environ, wants_gzip, method, start_response)
@@ -122,6 +129,16 @@ class ResponseCache:
             while len(self._entries) > self.max_entries or self._bytes > MAX_CACHED_BYTES:
                 _, evicted = self._entries.popitem(last=False)
                 self._bytes -= evicted.size
+
+
+def without_marker(start_response: StartResponse) -> StartResponse:
+    """Return ``start_response`` dropping the internal cache marker, for responses that bypass the cache."""
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        kept = [(name, value) for name, value in headers if name.lower() != CACHE_MARKER.lower()]
+        return start_response(status, kept, exc_info)
+
+    return start
 
 
 def finish(status: str, headers: list[tuple[str, str]], body: bytes, changed_at: float) -> tuple[Finished, bool]:

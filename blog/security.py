@@ -10,6 +10,8 @@ from urllib.parse import unquote_to_bytes, urlsplit, urlunsplit
 from flask import Flask, Response, abort, current_app, request
 from werkzeug.security import safe_join
 
+from blog.http import without_marker
+
 # Scripts only from this site (JSON-LD data blocks are not scripts, so they need no hash); styles only from
 # static/ (templates carry no style attributes); images from anywhere, since posts link covers and pictures.
 CONTENT_SECURITY_POLICY = "; ".join((
@@ -132,7 +134,7 @@ class RequestGuard:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """Pass the request on: to Flask directly (which refuses it with the error page) if over a limit."""
         if refusal(environ) is not None:
-            return self.uncached(environ, start_response)
+            return self.uncached(environ, without_marker(start_response))
         return self.app(environ, start_response)
 
 

@@ -191,4 +191,5 @@ def _preview(post: Post) -> Response:
     # Never views.cacheable: the draft must not reach the response cache, nginx or a browser's cache.
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["X-Robots-Tag"] = "noindex"
+    response.headers["Referrer-Policy"] = "no-referrer"  # the URL holds the token: never send it to assets or links
     return response

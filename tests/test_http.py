@@ -118,3 +118,31 @@ def test_a_response_too_large_to_keep_is_produced_once_per_request(make_app: App
     for _ in range(3):
         assert sum(map(len, cache(dict(environ), lambda *args: None))) == 3 * 1024 * 1024
     assert len(calls) == 4  # the first request finds out it is too large to keep; the others go straight through
+
+
+def test_responses_too_large_to_keep_hold_bounded_memory_and_no_internal_header(make_app: AppFactory) -> None:
+    from blog.http import CACHE_MARKER, MAX_TOO_LARGE_KEYS
+
+    app = make_app()
+    cache = app.extensions["quire.cache"]
+
+    def big(environ: dict, start_response):  # type: ignore[no-untyped-def]
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), (CACHE_MARKER, "static")])
+        return [b"x" * (3 * 1024 * 1024)]
+
+    cache.app = big
+    sent: list[list[tuple[str, str]]] = []
+    for number in range(MAX_TOO_LARGE_KEYS + 500):  # distinct query strings on one large asset
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/static/big.bin", "QUERY_STRING": f"n={number}",
+                   "wsgi.url_scheme": "http"}
+        list(cache(environ, lambda status, headers, exc_info=None: sent.append(headers)))
+    assert len(cache._too_large) <= MAX_TOO_LARGE_KEYS
+    assert not [name for headers in sent for name, _ in headers if name.lower() == CACHE_MARKER.lower()]
+
+
+@pytest.mark.parametrize("path", ["/posts/hello/", "/?" + "a" * 40_000, "/static/css/site.css"])
+def test_no_response_carries_the_internal_cache_marker(make_app: AppFactory, write_post: WritePost, path: str) -> None:
+    write_post("2020-01-01-hello.md", "Hello there.", title="Hello")
+    for entries in ("4096", "0"):
+        response = make_app(BLOG_RESPONSE_CACHE_ENTRIES=entries).test_client().get(path)
+        assert "X-Quire-Cache" not in response.headers, (path, entries)

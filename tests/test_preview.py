@@ -28,6 +28,7 @@ def test_token_shows_hidden_posts_marked_draft_and_noindex(site: Flask, path: st
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "private, no-store"
     assert response.headers["X-Robots-Tag"] == "noindex"
+    assert response.headers["Referrer-Policy"] == "no-referrer"  # the token stays out of every Referer
     assert "ETag" in response.headers and "Last-Modified" not in response.headers
     page = BeautifulSoup(response.data, "html.parser")
     assert page.find("h1").get_text(strip=True) == title
