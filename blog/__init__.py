@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from blog import config
+from blog import config, logs
 from blog.content import PostStore
 from blog.content.pages import PostPages, render_page
 from blog.content.site import Site
@@ -43,12 +42,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         FLATPAGES_PAGES_AUTO_RELOAD=False,
         JSON_SORT_KEYS=False,
     )
-    _configure_logging()
+    logs.configure()
     pages = PostPages(app)
     if not os.path.isdir(settings["BLOG_POSTS_DIR"]):
         logging.getLogger("quire").warning("posts folder %s does not exist yet; the site is empty until it does",
                                            settings["BLOG_POSTS_DIR"])
-    store = PostStore(pages, settings, static_root=app.static_folder or "")
+    voice = logs.SiteVoice()
+    store = PostStore(pages, settings, static_root=app.static_folder or "", speaks=voice.speaks)
     store.load()
     watcher = Watcher(store, settings["BLOG_WATCH"], settings["BLOG_POLL_INTERVAL_MS"] / 1000)
     page_store = _page_store(app, settings, store)
@@ -89,7 +89,7 @@ def _page_store(app: Flask, settings: Mapping[str, Any], posts: PostStore) -> Po
     if not os.path.isdir(settings["BLOG_PAGES_DIR"]):
         logging.getLogger("quire").info("pages folder %s does not exist: the site has no pages until it does",
                                         settings["BLOG_PAGES_DIR"])
-    store = PostStore(pages, settings, static_root=app.static_folder or "", kind="page")
+    store = PostStore(pages, settings, static_root=app.static_folder or "", kind="page", speaks=posts.speaks)
     pages.resolve_post_url = posts.resolve_post_url  # {% post_url %} in a page names a post
     store.load()
     return store
@@ -99,12 +99,3 @@ def _label(folder: str, posts_folder: str) -> str:
     """Return how `check` names a folder: relative to the posts folder's parent when it is inside it."""
     relative = os.path.relpath(folder, os.path.dirname(posts_folder))
     return folder if relative.startswith("..") else "" if relative == "." else relative
-
-
-def _configure_logging() -> None:
-    logger = logging.getLogger("quire")
-    logger.setLevel(logging.INFO)
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)

@@ -20,6 +20,7 @@ from blog.content import PostStore
 from blog.content import post as rules
 from blog.content.store import Problem
 from blog.lint import fix_mojibake, lint
+from blog.logs import printable
 
 blog_cli = AppGroup("blog", help="Write, check, list and export the posts of this Quire site.")
 JSON_SCHEMA_VERSION = 1
@@ -85,8 +86,8 @@ def check(output_format: str, fix: bool) -> None:
     if fix:
         repairs = fix_mojibake(store)
         for repair in repairs:
-            click.echo(f"{repair.source}: fixed mojibake on {repair.lines} line{'s' * (repair.lines != 1)} "
-                       f"(original kept as {repair.backup})", err=True)
+            click.echo(printable(f"{repair.source}: fixed mojibake on {repair.lines} line{'s' * (repair.lines != 1)} "
+                                 f"(original kept as {repair.backup})"), err=True)
         if repairs:
             store.refresh([repair.source for repair in repairs])
     problems = lint(current_app._get_current_object())  # type: ignore[attr-defined]
@@ -123,7 +124,7 @@ def _report(problems: list[Problem], counts: Counter[str], posts: int, store: Po
 def list_posts() -> None:
     """Print the published posts, newest first: date, URL and title."""
     for post in _store().snapshot.posts:
-        click.echo(f"{post.date:%Y-%m-%d}  {post.url}  {post.title}")
+        click.echo(printable(f"{post.date:%Y-%m-%d}  {post.url}  {post.title}"))
 
 
 @blog_cli.command("freeze")
@@ -141,9 +142,9 @@ def freeze(folder: Path) -> None:
     except exporter.FreezeError as error:
         raise click.ClickException(str(error)) from None
     for path, status in report.failed:
-        click.echo(f"{path}: answered {status}, not exported", err=True)
+        click.echo(printable(f"{path}: answered {status}, not exported"), err=True)
     for page, link in report.broken:
-        click.echo(f"{page}: broken link {link}", err=True)
+        click.echo(printable(f"{page}: broken link {link}"), err=True)
     broken = len(report.broken) + len(report.failed)
     click.echo(f"{report.files} files written to {folder}, {broken} broken link{'s' * (broken != 1)}")
     if broken:

@@ -255,3 +255,27 @@ def test_check_reports_a_post_that_fails_to_render_while_checking_its_links(make
     assert code == 1
     assert [(p["file"], p["severity"], p["code"]) for p in report["problems"]] == [
         ("2020-01-03-hostile.md", "error", "render")]
+
+
+FORGED = "2020-01-01-a.md: error: forged [x]\n2020-01-02-b\u2028\x1b[2Jc.md"
+
+
+def test_control_characters_in_file_names_forge_no_lines(make_app: AppFactory, write_post: WritePost) -> None:
+    write_post(FORGED, raw="---\ntitle: ok\ndate: [oops\n---\n")
+    result = make_app().test_cli_runner().invoke(args=["blog", "check"])
+    assert result.exit_code == 1
+    problems = [line for line in result.output.splitlines() if ": error: " in line]
+    assert len(problems) == 1, result.output
+    assert problems[0].startswith("2020-01-01-a.md: error: forged [x]\\n2020-01-02-b\\u2028\\x1b[2Jc.md:4:1: error:")
+
+
+def test_control_characters_in_log_messages_forge_no_lines() -> None:
+    import logging
+
+    from blog.logs import Formatter
+
+    record = logging.LogRecord("quire.content", logging.WARNING, __file__, 1, "%s: %s", (FORGED, "bad\r\nline"), None)
+    line = Formatter().format(record)
+    assert "\n" not in line and "\r" not in line and "\u2028" not in line and "\x1b" not in line
+    assert line.endswith("] [WARNING] quire.content: " + FORGED.replace("\n", "\\n").replace("\u2028", "\\u2028")
+                         .replace("\x1b", "\\x1b") + ": bad\\r\\nline")

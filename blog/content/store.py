@@ -27,6 +27,7 @@ from blog.content.cache import PostCache, folder_for, key_of
 from blog.content.parallel import forked_map
 from blog.content.post import Post, PostError, Term
 from blog.content.source import Source, SourceError
+from blog.logs import printable
 
 log = logging.getLogger("quire.content")
 
@@ -51,7 +52,7 @@ class Problem:
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
-        return f"{where}: {self.severity}: {self.message} [{self.code}]"
+        return printable(f"{where}: {self.severity}: {self.message} [{self.code}]")
 
 
 @dataclass(frozen=True)
@@ -119,9 +120,14 @@ class PostStore:
     """Owns the posts: what is on disk, what is public, and every index and cache built from them."""
 
     def __init__(self, pages: PostPages, settings: Mapping[str, Any], static_root: str,
-                 clock: Callable[[], dt.datetime] = _utc_now, kind: str = "post", jekyll_pages: bool = False):
-        """Make a store of posts, or with ``kind="page"`` of pages (``jekyll_pages``: a Jekyll site's root)."""
+                 clock: Callable[[], dt.datetime] = _utc_now, kind: str = "post", jekyll_pages: bool = False,
+                 speaks: Callable[[], bool] = lambda: True):
+        """Make a store of posts, or with ``kind="page"`` of pages (``jekyll_pages``: a Jekyll site's root).
+
+        ``speaks`` tells whether this process logs the problems files have (blog.logs.SiteVoice: one per site).
+        """
         self.kind = kind
+        self.speaks = speaks
         self.jekyll_pages = jekyll_pages
         self.pages = pages
         self.settings = settings
@@ -292,7 +298,8 @@ class PostStore:
         self._render_failed.pop(relative, None)
         if self._files.pop(relative, None) is None:
             return False
-        log.info("%s: removed", relative)
+        if self.speaks():
+            log.info("%s: removed", relative)
         return True
 
     def take_unsettled(self) -> set[str]:
@@ -315,7 +322,7 @@ class PostStore:
             problems = (*problems, Problem(relative, "warning", "stale",
                                            "serving the last good version until the file is fixed"))
         state = _FileState(key, post if post is not None else last_good, problems, last_good)
-        if previous is None or previous.problems != problems:
+        if (previous is None or previous.problems != problems) and self.speaks():
             for problem in problems:
                 (log.error if problem.severity == "error" else log.warning)("%s", problem)
         self._files[relative] = state
