@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := chromium nginx wrk default-jre-headless
+APT_PACKAGES := chromium nginx wrk default-jre-headless jekyll ruby-jekyll-redirect-from ruby-jekyll-feed
 
 .PHONY: run test test-fast bench bench-short check clean system-deps
 

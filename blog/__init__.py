@@ -11,7 +11,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from blog import config, logs
-from blog.content import PostStore
+from blog.content import PostStore, jekyll
 from blog.content.pages import PostPages, render_page
 from blog.content.site import Site
 from blog.content.watch import Watcher, Watchers
@@ -21,7 +21,7 @@ from blog.http import ResponseCache
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Create the Quire app: settings, posts store, watcher, pages, errors and CLI."""
     try:
-        settings = config.load(overrides=overrides)
+        settings = jekyll.configure(config.load(overrides=overrides), config.given(overrides=overrides))
     except config.ConfigError as error:
         raise SystemExit(f"quire: configuration error: {error}") from None
     app = Flask(

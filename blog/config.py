@@ -96,16 +96,17 @@ PERMALINK_STYLES = {
     "weekdate": "/:categories/:year/W:week/:short_day/:title:output_ext",
     "none": "/:categories/:title:output_ext",
 }
-PERMALINK_PLACEHOLDERS = (
+PERMALINK_PLACEHOLDERS = (  # Jekyll 4.3's, for posts
     "year", "month", "day", "i_month", "i_day", "short_year", "y_day", "hour", "minute", "second",
-    "week", "short_day", "slug", "title", "categories", "output_ext",
+    "week", "short_day", "long_day", "w_year", "w_day", "short_month", "long_month", "slug", "title", "name",
+    "categories", "slugified_categories", "collection", "path", "output_ext",
 )
 
 
 def _permalink(name: str, raw: str) -> str:
-    pattern = PERMALINK_STYLES.get(raw.strip(), raw.strip())
-    if not pattern.startswith("/"):
-        raise ConfigError(f"{name} must start with '/' or be one of {', '.join(PERMALINK_STYLES)}; got {raw!r}")
+    pattern = PERMALINK_STYLES.get(raw.strip(), raw.strip())  # slash-less patterns are fine: Jekyll adds the '/'
+    if not pattern:
+        raise ConfigError(f"{name} must be a pattern or one of {', '.join(PERMALINK_STYLES)}; got {raw!r}")
     unknown = set(re.findall(r":([a-z_]+)", pattern)) - set(PERMALINK_PLACEHOLDERS)
     if unknown:
         raise ConfigError(f"{name} uses unknown placeholder(s) {', '.join(sorted(':' + u for u in unknown))}")
@@ -150,6 +151,15 @@ def _cache_dir(name: str, raw: str) -> str:
     return _path(name, value)
 
 
+def _optional_folder(name: str, raw: str) -> str:
+    if not raw.strip():
+        return ""
+    path = _path(name, raw.strip())
+    if not os.path.isdir(path):
+        raise ConfigError(f"{name} must name an existing folder (or be empty), got {raw!r}")
+    return path
+
+
 def _optional_file(name: str, raw: str) -> str:
     if not raw.strip():
         return ""
@@ -172,6 +182,9 @@ SETTINGS = (
             "Post URL pattern: a Jekyll style (date, pretty, ordinal, weekdate, none) or a pattern of placeholders."),
     Setting("BLOG_TIMEZONE", "UTC", _timezone, "Time zone for dates written without one, and for URLs."),
     Setting("BLOG_SHOW_FUTURE", False, _flag, "Publish posts dated in the future right away."),
+    Setting("BLOG_SHOW_DRAFTS", False, _flag, "Publish the posts of _drafts/ folders (as jekyll --drafts does)."),
+    Setting("BLOG_EXCERPT_SEPARATOR", "<!--more-->", _text,
+            "Marker that ends a post's excerpt (front matter excerpt_separator wins); without it, the first paragraph."),
     Setting("BLOG_EXTENSIONS", (".md", ".markdown"), _extensions, "File extensions read as posts."),
     Setting("BLOG_MAX_POST_SIZE", 2 * 1024**2, _size, "Largest post file read; larger files are reported and skipped."),
     Setting("BLOG_WATCH", "auto", _watch, "How workers notice changed posts: auto, inotify, poll or off."),
@@ -182,8 +195,11 @@ SETTINGS = (
     Setting("BLOG_RESPONSE_CACHE_ENTRIES", 4096, _non_negative_int, "Finished responses kept in memory per worker (0 turns the cache off)."),
     Setting("BLOG_PREVIEW_TOKEN", "", _token,
             "Secret that shows drafts and future posts at their URL with ?preview=<token> (empty: previews off)."),
+    Setting("BLOG_JEKYLL_SITE", "", _optional_folder,
+            "A Jekyll site folder to serve as it is: its _posts/ and _drafts/ folders, _config.yml and own files (empty: none)."),
     Setting("BLOG_JEKYLL_CONFIG", "", _optional_file,
-            "A Jekyll _config.yml whose top-level values posts may use as {{ site.<key> }} (empty: none)."),
+            "A Jekyll _config.yml to take permalinks, defaults, title, time zone and more from, and whose values "
+            "posts may use as {{ site.<key> }} (empty: the site folder's, if any)."),
     Setting("BLOG_CACHE_DIR", "auto", _cache_dir,
             "Folder for the cache of parsed posts that makes restarts fast: auto ($CACHE_DIRECTORY under systemd, "
             "else $XDG_CACHE_HOME/quire or ~/.cache/quire), a path, or off."),
@@ -191,6 +207,12 @@ SETTINGS = (
             "Number of proxies in front of Quire whose X-Forwarded-For/-Proto/-Host to trust (0: ignore them)."),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def given(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> set[str]:
+    """Return the names of the settings a ``BLOG_*`` variable or an override sets (rather than a default)."""
+    environ = os.environ if environ is None else environ
+    return {setting.name for setting in SETTINGS if setting.name in environ} | set(overrides or {})
 
 
 def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:

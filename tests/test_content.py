@@ -30,7 +30,8 @@ def only_post(make_app: AppFactory, **settings: object) -> Post:
         ("a.md", "2013-09-14 20:40:00 -0400", dt.datetime(2013, 9, 15, 0, 40, tzinfo=UTC)),
         ("a.md", "2013-09-14T20:40:00Z", dt.datetime(2013, 9, 14, 20, 40, tzinfo=UTC)),
         ("a.md", "2013-09-14 20:40", dt.datetime(2013, 9, 14, 20, 40, tzinfo=UTC)),
-        ("a.md", "2023-01-29 18:30:22 2023 -0800", dt.datetime(2023, 1, 30, 2, 30, 22, tzinfo=UTC)),
+        # Ruby (so Jekyll) takes an offset only right after the time: this one is in the site's zone.
+        ("a.md", "2023-01-29 18:30:22 2023 -0800", dt.datetime(2023, 1, 29, 18, 30, 22, tzinfo=UTC)),
     ],
 )
 def test_date_from_front_matter_or_file_name(make_app: AppFactory, write_post: WritePost, name: str,

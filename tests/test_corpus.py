@@ -73,7 +73,7 @@ def test_check_over_the_corpus_runs_to_completion_with_the_documented_findings(t
     assert result.exit_code == 1  # the broken links to Jekyll's documentation pages are errors
     report = json.loads(result.stdout)
     summary = report["summary"]
-    assert (summary["files"], summary["posts"], summary["clean_files"]) == (168, 164, 90)  # as README says
+    assert (summary["files"], summary["posts"], summary["clean_files"]) == (168, 164, 91)  # as docs/jekyll.md says
     liquid = {problem["file"] for problem in report["problems"] if problem["code"] == "liquid"}
     assert len(liquid) == 4 and not any(file.startswith("docs/") for file in liquid)
     broken = [problem for problem in report["problems"] if problem["code"] in {"broken-link", "broken-image"}]

@@ -120,16 +120,12 @@ def test_jekyll_config_values_become_site_variables(make_app: AppFactory, write_
     assert "ada+bob v4 Quire https://blog.example.com {{ site.defaults }} {{ site.show_drafts }}" in html
 
 
-def test_a_broken_jekyll_config_is_logged_and_posts_still_render(make_app: AppFactory, write_post: WritePost,
-                                                                 tmp_path: Path,
-                                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_a_broken_jekyll_config_stops_the_app_with_its_file_and_line(make_app: AppFactory, tmp_path: Path) -> None:
+    # It decides every post's URL now (permalinks, defaults): serving with it ignored would serve wrong URLs.
     config = tmp_path / "_config.yml"
-    config.write_text("repository: [unclosed\n", encoding="utf-8")
-    write_post("2020-01-01-a.md", "See {{ site.repository }}.", title="A")
-    html = make_app(BLOG_JEKYLL_CONFIG=str(config)).extensions["quire"].snapshot.posts[0].html
-    assert "See {{ site.repository }}." in html
-    assert any("cannot use BLOG_JEKYLL_CONFIG" in record.getMessage() and str(config) in record.getMessage()
-               for record in caplog.records)
+    config.write_text("title: A\nrepository: [unclosed\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=rf"configuration error: {config}:3: not valid YAML"):
+        make_app(BLOG_JEKYLL_CONFIG=str(config))
 
 
 def test_a_missing_jekyll_config_stops_the_app_with_one_line(make_app: AppFactory, tmp_path: Path) -> None:

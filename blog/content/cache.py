@@ -158,6 +158,8 @@ def _fingerprint(root: str, settings: Mapping[str, Any]) -> str:
         digest.update(path.read_bytes())
     parts = (FORMAT, sys.version, yaml.__version__, getattr(yaml, "__with_libyaml__", False), root,
              *(repr(settings.get(name)) for name in
-               ("BLOG_TIMEZONE", "BLOG_PERMALINK", "BLOG_MAX_POST_SIZE", "BLOG_EXTENSIONS")))
+               ("BLOG_TIMEZONE", "BLOG_PERMALINK", "BLOG_MAX_POST_SIZE", "BLOG_EXTENSIONS", "BLOG_SHOW_DRAFTS",
+                "BLOG_EXCERPT_SEPARATOR")),
+             getattr(settings.get("JEKYLL_SITE"), "fingerprint", ""))
     digest.update(repr(parts).encode())
     return digest.hexdigest()

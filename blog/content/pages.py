@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Flask
@@ -40,6 +40,9 @@ class PostPages(FlatPages):
         self._config = app.config
         self.renderer: Any = None
         self.resolve_post_url: Any = lambda name: None
+        # Which folders and files of the root hold posts: all of them, unless a Jekyll site says otherwise.
+        self.reads_folder: Callable[[str], bool] = lambda relative: True
+        self.reads_post: Callable[[str], bool] = lambda relative: True
         self._renderer_wrapper: Any = None
         # A pages folder skips "_" folders too: a Jekyll site's root holds _posts, _layouts, _site...
         self.skips_underscore_folders = False
@@ -69,9 +72,10 @@ class PostPages(FlatPages):
                 relative = f"{folder}/{entry.name}" if folder else entry.name
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        if not self.skips_folder(entry.name):
+                        if not self.skips_folder(entry.name) and self.reads_folder(relative):
                             stack.append(relative)
-                    elif entry.is_file(follow_symlinks=False) and is_post_file(entry.name, extensions):
+                    elif (entry.is_file(follow_symlinks=False) and is_post_file(entry.name, extensions)
+                          and self.reads_post(relative)):
                         yield relative, entry.stat(follow_symlinks=False)
                 except OSError:
                     continue

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from blog.config import PERMALINK_STYLES
+from blog.content import jekyll
 
 DEFAULT_EXCERPT_SEPARATOR = "<!--more-->"
 KNOWN_LAYOUTS = frozenset({"post", "default", "page", "home", "single"})
@@ -30,7 +31,6 @@ _DATE_TEXT = re.compile(
 _TAG = re.compile(r"<[^<>]*>")  # stops at the next "<", so unclosed ones cost linear time
 _FOOTNOTE_REFERENCE = re.compile(r"\[\^[^\]\s]+\](?!:)")
 _BLANK_LINES = re.compile(r"\n[ \t]*\n")
-_PLACEHOLDER = re.compile(r":([a-z_]+)")
 
 
 class PostError(ValueError):
@@ -208,12 +208,16 @@ def _offset_zone(offset: str) -> dt.timezone:
 
 
 def _lenient_date(text: str) -> str:
-    """Keep the date, time and trailing offset of a sloppy date string, as Ruby's Time.parse would."""
-    found = re.match(r"\s*(\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?)", text)
+    """Keep the date, time and offset of a sloppy date string, as Ruby's Time.parse does (so Jekyll's URLs).
+
+    Ruby takes an offset only right after the time: "18:30:22 -0800 (PST)" is at -08:00, but
+    "18:30:22 2023 -0800" is local time (Jekyll's own 3.9.3 release note is dated so).
+    """
+    found = re.match(r"\s*(\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?)(?:\s*([+-]\d{2}:?\d{2}|Z|UTC|GMT)(?![\w:]))?",
+                     text)
     if not found:
         return text
-    offset = re.search(r"\s([+-]\d{2}:?\d{2}|Z|UTC|GMT)\s*$", text)
-    return found.group(1) + (" " + offset.group(1) if offset else "")
+    return found.group(1) + (" " + found.group(2) if found.group(2) else "")
 
 
 def terms(value: Any) -> tuple[Term, ...]:
@@ -287,37 +291,9 @@ def _blocks(body: str):  # type: ignore[no-untyped-def]
 
 
 def permalink(pattern: str, *, slug: str, date: dt.datetime, categories: tuple[Term, ...]) -> str:
-    """Return a post's URL from a permalink pattern or Jekyll style name."""
-    parts = _permalink_parts(PERMALINK_STYLES.get(pattern, pattern))
-    filled = [part if index % 2 == 0 else _placeholder(part, slug, date, categories)
-              for index, part in enumerate(parts)]
-    return normalize_url("".join(filled))
-
-
-@functools.lru_cache(maxsize=64)
-def _permalink_parts(pattern: str) -> list[str]:
-    """Return the pattern split into literal text and placeholder names, alternating."""
-    return _PLACEHOLDER.split(pattern)
-
-
-def _placeholder(name: str, slug: str, date: dt.datetime, categories: tuple[Term, ...]) -> str:
-    if name in {"slug", "title"}:
-        return slug
-    if name == "categories":
-        return "/".join(term.slug for term in categories)
-    if name == "output_ext":
-        return ".html"
-    simple = {"year": "%Y", "month": "%m", "day": "%d", "hour": "%H", "minute": "%M", "second": "%S",
-              "short_day": "%a", "short_year": "%y", "y_day": "%j"}
-    if name in simple:
-        return date.strftime(simple[name])
-    if name == "i_month":
-        return str(date.month)
-    if name == "i_day":
-        return str(date.day)
-    if name == "week":
-        return f"{date.isocalendar()[1]:02d}"
-    return ":" + name
+    """Return the URL of a new post file named after ``slug``, from a permalink pattern or Jekyll style name."""
+    parts = jekyll.UrlParts(slug, slug, tuple(term.name for term in categories), date, ".html", "/" + slug)
+    return normalize_url(jekyll.expand(PERMALINK_STYLES.get(pattern, pattern), parts)[0])
 
 
 def normalize_url(url: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
-from blog.content import post as rules
+from blog.content import jekyll, post as rules
 from blog.content.markup import Renderer, RenderError, jekyll_site_values, pathological, unknown_liquid_tags
 from blog.content.pages import FileChanging, PostPages, is_post_file
 from blog.content.cache import PostCache, folder_for, key_of
@@ -102,6 +102,7 @@ class _Description:
     problems: tuple[Problem, ...] = ()
     refused: bool = False  # the body is never handed to Markdown (see markup.pathological)
     lasting: bool = True  # follows from the file's content alone, so it may be cached (a read error may not)
+    meta: dict[str, Any] | None = None  # the front matter over the site's defaults, when they add anything
 
 
 @dataclass
@@ -133,6 +134,8 @@ class PostStore:
         self.settings = settings
         self.static_root = static_root
         self.zone = ZoneInfo(settings["BLOG_TIMEZONE"])
+        self.jekyll: jekyll.JekyllSite = (settings.get("JEKYLL_SITE") if kind == "post" else None) or jekyll.NO_SITE
+        pages.reads_folder, pages.reads_post = self.jekyll.reads_folder, self.jekyll.reads_post
         self.clock = clock
         self._files: dict[str, _FileState] = {}
         self._lock = threading.RLock()
@@ -284,7 +287,8 @@ class PostStore:
 
     def _refresh_one(self, relative: str, extensions: tuple[str, ...]) -> bool:
         parts = relative.split("/")
-        if any(map(self.pages.skips_folder, parts[:-1])) or not is_post_file(parts[-1], extensions):
+        if (any(map(self.pages.skips_folder, parts[:-1])) or not is_post_file(parts[-1], extensions)
+                or not self.pages.reads_post(relative)):
             return self._forget(relative)
         try:
             status = os.stat(os.path.join(self.pages.root, relative), follow_symlinks=False)
@@ -356,8 +360,9 @@ class PostStore:
         if cover_missing:
             problems += (Problem(relative, "warning", "missing-cover", f"cover {cover!r} does not exist under static/",
                                  _key_line(source, "cover", "image")),)
-        post = Post(**description.fields, cover_missing=cover_missing, body=source.body, meta=source.meta,
-                    page=self.pages.page(relative, source), render=functools.partial(self._render_text, relative, source.meta),
+        meta = source.meta if description.meta is None else description.meta
+        post = Post(**description.fields, cover_missing=cover_missing, body=source.body, meta=meta,
+                    page=self.pages.page(relative, source), render=functools.partial(self._render_text, relative, meta),
                     render_body=self.render_body)
         if description.refused:
             self._render_failed[relative] = post  # never handed to Markdown
@@ -366,7 +371,9 @@ class PostStore:
     def _describe_post(self, relative: str, source: Source, status: os.stat_result) -> _Description:
         if self.kind == "page":
             return self._describe_page(relative, source, status)
-        meta = source.meta
+        separator = self.settings.get("BLOG_EXCERPT_SEPARATOR", rules.DEFAULT_EXCERPT_SEPARATOR)
+        meta = self.jekyll.post_meta(relative, source.meta,
+                                     "" if separator == rules.DEFAULT_EXCERPT_SEPARATOR else separator)
         problems: list[Problem] = []
         name = posixpath.basename(relative)
         file_date, stem = rules.split_file_name(name)
@@ -395,12 +402,24 @@ class PostStore:
                                     f"ignoring last_modified_at {updated_value!r}: not a date",
                                     _key_line(source, "last_modified_at", "updated", "modified")))
         slug = rules.slugify(rules.first_text(meta, "slug") or stem) or rules.slugify(relative) or "post"
-        categories = rules.terms(meta.get("categories") if meta.get("categories") not in (None, "") else meta.get("category"))
-        tags = rules.terms(meta.get("tags") if meta.get("tags") not in (None, "") else meta.get("tag"))
+        draft = relative.split("/")[0] == "_drafts" or "/_drafts/" in f"/{relative}"
+        category_names = self.jekyll.categories(relative, meta, draft)
+        categories = rules.terms(category_names)
+        tags = rules.terms(jekyll.jekyll_tags(meta))
         custom = rules.first_text(meta, "permalink")
-        url = rules.normalize_url(unquote(custom)) if custom else rules.permalink(
-            self.settings["BLOG_PERMALINK"], slug=slug, date=date.astimezone(self.zone), categories=categories)
-        if custom and url != custom:
+        parts = jekyll.url_parts(self.jekyll.site_path(relative), meta, category_names,
+                                 jekyll.url_date(meta.get("date"), date, self.zone) if meta.get("date") not in (None, "")
+                                 else date.astimezone(self.zone),
+                                 self.jekyll.output_ext(posixpath.splitext(name)[1]))
+        expanded, unknown_placeholders = jekyll.expand(custom or self.settings["BLOG_PERMALINK"], parts)
+        url = rules.normalize_url(expanded)
+        if unknown_placeholders:
+            listed = ", ".join(":" + placeholder for placeholder in dict.fromkeys(unknown_placeholders))
+            problems.append(Problem(relative, "warning", "permalink",
+                                    f"permalink {custom or self.settings['BLOG_PERMALINK']!r} uses {listed}, which Jekyll "
+                                    "does not know (jekyll build stops on it); left as written",
+                                    _key_line(source, "permalink") if custom else None))
+        elif custom and ":" not in custom and url != "/" + unquote(custom).lstrip("/"):
             problems.append(Problem(relative, "warning", "permalink", f"permalink {custom!r} was normalised to {url!r}",
                                     _key_line(source, "permalink")))
         cover = rules.first_text(meta, "cover", "image")
@@ -413,8 +432,7 @@ class PostStore:
             problems.append(Problem(relative, "warning", "unknown-layout",
                                     f"layout {layout!r} is unknown; using 'post'", _key_line(source, "layout")))
         refused = _body_problems(relative, source, problems)
-        draft = relative.split("/")[0] == "_drafts" or "/_drafts/" in f"/{relative}"
-        published = meta.get("published", True) is not False and not draft
+        published = meta.get("published", True) is not False and (not draft or self.settings.get("BLOG_SHOW_DRAFTS", False))
         fields = {
             "source": relative, "url": url, "slug": slug,
             "title": rules.first_text(meta, "title") or rules.title_from_slug(slug),
@@ -424,7 +442,8 @@ class PostStore:
             "published": published, "draft": not published,
             "sort_key": (date.timestamp(), relative), "stem": name.rsplit(".", 1)[0],
         }
-        return _Description(source, fields, tuple(problems), refused is not None)
+        return _Description(source, fields, tuple(problems), refused is not None,
+                            meta=None if meta is source.meta else dict(meta))
 
     def _describe_page(self, relative: str, source: Source, status: os.stat_result) -> _Description:
         """Work out a page: served at its path or ``permalink``, undated, and never in listings or feeds."""

@@ -1,0 +1,310 @@
+"""Jekyll sites served as they are: _config.yml settings, defaults, Jekyll's permalink and category rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from blog import create_app
+from blog.content import jekyll
+
+MakeSite = Callable[..., Flask]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """Return an empty Jekyll site folder."""
+    folder = tmp_path / "site"
+    (folder / "_posts").mkdir(parents=True)
+    return folder
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def post(site: Path, relative: str, front: str = "title: A post\n", body: str = "Some text.") -> Path:
+    return write(site / relative, f"---\n{textwrap.dedent(front)}---\n\n{body}\n")
+
+
+@pytest.fixture
+def make_site(site: Path) -> MakeSite:
+    """Return a factory for apps serving the site folder, with a _config.yml of the given text."""
+
+    def make(config: str = "", **overrides: str) -> Flask:
+        write(site / "_config.yml", config)
+        app = create_app({"BLOG_JEKYLL_SITE": str(site), "BLOG_WATCH": "off", **overrides})
+        app.config["TESTING"] = True
+        return app
+
+    return make
+
+
+def urls(app: Flask) -> dict[str, str]:
+    store = app.extensions["quire"]
+    return {found.source: found.url for found in (*store.snapshot.by_url.values(), *store.snapshot.hidden_by_url.values())}
+
+
+@pytest.mark.parametrize(
+    ("text", "mode", "cased", "slug"),
+    [
+        ("The _config.yml file", "default", False, "the-config-yml-file"),  # the examples of Jekyll's utils.rb
+        ("The _config.yml file", "pretty", False, "the-_config.yml-file"),
+        ("The _config.yml file", "pretty", True, "The-_config.yml-file"),
+        ("toolkit-1.0.0", "pretty", True, "toolkit-1.0.0"),
+        ("Signed-Releases", "default", False, "signed-releases"),
+        ("don't  panic!", "default", False, "don-t-panic"),
+        ("café über", "default", False, "café-über"),
+        ("--a--", "pretty", True, "a"),
+    ],
+)
+def test_slugify_is_jekylls(text: str, mode: str, cased: bool, slug: str) -> None:
+    assert jekyll.slugify(text, mode, cased) == slug
+
+
+def test_defaults_scoped_to_posts_beat_the_top_level_permalink_and_may_lack_a_slash(site: Path,
+                                                                                     make_site: MakeSite) -> None:
+    post(site, "_posts/2016-09-21-toolkit-1.0.0.md")
+    post(site, "_posts/2025-02-03-Homebrew-git-signing.md")
+    post(site, "_posts/2019-06-14-meet-at-example.org.markdown")
+    app = make_site("""
+        permalink: :title
+        defaults:
+          - scope: {type: posts}
+            values: {layout: post, permalink: ":year/:month/:day/:title/"}
+          - scope: {path: ""}
+            values: {image: /social.png}
+    """)
+    assert urls(app) == {
+        "_posts/2016-09-21-toolkit-1.0.0.md": "/2016/09/21/toolkit-1.0.0/",
+        "_posts/2025-02-03-Homebrew-git-signing.md": "/2025/02/03/Homebrew-git-signing/",
+        "_posts/2019-06-14-meet-at-example.org.markdown": "/2019/06/14/meet-at-example.org/",
+    }
+    assert app.extensions["quire"].snapshot.posts[0].meta["image"] == "/social.png"  # defaults reach the post
+
+
+@pytest.mark.parametrize(
+    ("config", "url"),
+    [
+        ("", "/web/dev/2021/03/04/My-Post.v2.html"),  # Jekyll's default style is date
+        ("permalink: pretty", "/web/dev/2021/03/04/My-Post.v2/"),
+        ("permalink: ordinal", "/web/dev/2021/063/My-Post.v2.html"),
+        ("permalink: weekdate", "/web/dev/2021/W09/Thu/My-Post.v2.html"),
+        ("permalink: none", "/web/dev/My-Post.v2.html"),
+        ("permalink: /:year/:i_month/:i_day/:slug", "/2021/3/4/my-post-v2"),
+        ("permalink: /:short_year/:long_month/:name:output_ext", "/21/March/2021-03-04-my-post-v2.html"),
+        ("collections: {posts: {permalink: /p/:title/}}\npermalink: pretty", "/p/My-Post.v2/"),
+    ],
+)
+def test_permalink_styles_and_placeholders(site: Path, make_site: MakeSite, config: str, url: str) -> None:
+    post(site, "_posts/2021-03-04-My-Post.v2.md", "title: Post\ncategories: [Web, dev]\n")
+    assert urls(make_site(config)) == {"_posts/2021-03-04-My-Post.v2.md": url}
+
+
+def test_a_slug_in_front_matter_replaces_the_file_name_in_title_and_slug(site: Path, make_site: MakeSite) -> None:
+    post(site, "_posts/2020-01-01-file-name.md", "title: A\nslug: Better Name.2\n")
+    post(site, "_posts/2020-01-02-other.md", "title: B\nslug: Better Name.2\npermalink: /s/:slug/\n")
+    assert urls(make_site("permalink: /:title/")) == {"_posts/2020-01-01-file-name.md": "/Better-Name.2/",
+                                                     "_posts/2020-01-02-other.md": "/s/better-name-2/"}
+
+
+def test_category_is_kept_whole_categories_are_split_and_folders_come_first(site: Path, make_site: MakeSite) -> None:
+    post(site, "_posts/2020-01-01-a.md", "title: A\ncategory: Open Source in Practice\n")
+    post(site, "_posts/2020-01-02-b.md", "title: B\ncategories: Open Source\n")
+    post(site, "blog/_posts/2020-01-03-c.md", "title: C\ncategories: [News]\n")
+    post(site, "blog/_posts/2020-01-04-d.md", "title: D\n")
+    app = make_site("permalink: /:categories/:title/")
+    assert urls(app) == {"_posts/2020-01-01-a.md": "/open source in practice/a/",
+                         "_posts/2020-01-02-b.md": "/open/source/b/",
+                         "blog/_posts/2020-01-03-c.md": "/blog/news/c/",
+                         "blog/_posts/2020-01-04-d.md": "/blog/d/"}
+    categories = app.extensions["quire"].snapshot.categories
+    assert [group.term.name for group in categories.values()] == ["blog", "News", "Open", "Open Source in Practice",
+                                                                  "Source"]
+    assert categories["open-source-in-practice"].term.name == "Open Source in Practice"
+    page = app.test_client().get("/open source in practice/a/")
+    assert page.status_code == 200
+
+
+def test_placeholders_in_a_posts_own_permalink_are_expanded_and_unknown_ones_reported(site: Path,
+                                                                                      make_site: MakeSite) -> None:
+    post(site, "_posts/2020-05-06-Hello.World.md", "title: A\npermalink: /news/:year/:title/\n")
+    post(site, "_posts/2020-05-07-b.md", "title: B\npermalink: /news/:bogus/:title/\n")
+    app = make_site()
+    assert urls(app) == {"_posts/2020-05-06-Hello.World.md": "/news/2020/Hello.World/",
+                         "_posts/2020-05-07-b.md": "/news/:bogus/b/"}
+    problems = [problem for problem in app.extensions["quire"].problems() if problem.code == "permalink"]
+    assert [(problem.source, problem.line) for problem in problems] == [("_posts/2020-05-07-b.md", 3)]
+    assert ":bogus" in problems[0].message
+
+
+def test_defaults_precedence_longer_path_wins_then_a_typed_scope(site: Path, make_site: MakeSite) -> None:
+    post(site, "_posts/2020-01-01-a.md")
+    post(site, "_posts/releases/2020-01-02-b.md")
+    post(site, "_posts/2020-01-03-c.md", "title: C\npermalink: /own/\n")
+    app = make_site("""
+        defaults:
+          - scope: {path: "_posts/releases"}
+            values: {permalink: /releases/:title/}
+          - scope: {path: "", type: posts}
+            values: {permalink: /typed/:title/}
+          - scope: {path: ""}
+            values: {permalink: /untyped/:title/}
+    """)
+    assert urls(app) == {"_posts/2020-01-01-a.md": "/typed/a/", "_posts/releases/2020-01-02-b.md": "/releases/b/",
+                         "_posts/2020-01-03-c.md": "/own/"}
+
+
+def test_config_values_become_settings_unless_a_blog_variable_is_set(site: Path, make_site: MakeSite,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    config = """
+        title: Brew
+        description: The missing package manager
+        url: https://brew.example
+        baseurl: /blog
+        timezone: America/New_York
+        paginate: 5
+        future: true
+        show_drafts: true
+        excerpt_separator: <!-- cut -->
+    """
+    post(site, "_posts/2020-01-01-late.md", "title: Late\ndate: 2020-01-01 23:30:00 -0500\n",
+         body="Opening.\n\n<!-- cut -->\n\nRest.")
+    post(site, "_drafts/draft.md", "title: Draft\n")
+    post(site, "_posts/2999-01-01-future.md", "title: Future\n")
+    app = make_site(config)
+    assert (app.config["BLOG_TITLE"], app.config["BLOG_DESCRIPTION"], app.config["BLOG_URL"]) == (
+        "Brew", "The missing package manager", "https://brew.example/blog")
+    assert (app.config["BLOG_TIMEZONE"], app.config["BLOG_PER_PAGE"]) == ("America/New_York", 5)
+    store = app.extensions["quire"]
+    assert {found.title for found in store.snapshot.posts} == {"Late", "Draft", "Future"}
+    late = store.snapshot.by_url["/2020/01/01/late.html"]
+    assert "Opening" in late.excerpt_html and "Rest" not in late.excerpt_html
+    monkeypatch.setenv("BLOG_TITLE", "Mine")
+    monkeypatch.setenv("BLOG_SHOW_DRAFTS", "0")
+    app = make_site(config, BLOG_PER_PAGE="7")
+    assert (app.config["BLOG_TITLE"], app.config["BLOG_PER_PAGE"]) == ("Mine", 7)
+    assert {found.title for found in app.extensions["quire"].snapshot.posts} == {"Late", "Future"}
+
+
+def test_a_bad_value_in_the_config_stops_the_start_naming_it(make_site: MakeSite) -> None:
+    with pytest.raises(SystemExit, match=r"_config.yml: BLOG_TIMEZONE must be an IANA time zone.*set BLOG_TIMEZONE"):
+        make_site("timezone: Mars/Olympus\n")
+
+
+def test_only_posts_and_drafts_of_the_site_are_read(site: Path, make_site: MakeSite) -> None:
+    post(site, "_posts/2020-01-01-a.md")
+    post(site, "_posts/sub/2020-01-02-b.md")
+    post(site, "_posts/undated.md")  # Jekyll reads only dated files from _posts
+    post(site, "about.md", "title: About\nlayout: page\n")
+    post(site, "README.md")
+    post(site, "_layouts/2020-01-01-layout.md")
+    post(site, "_site/_posts/2020-01-01-built.md")
+    post(site, "node_modules/x/_posts/2020-01-01-module.md")  # excluded by Jekyll's defaults
+    post(site, "vendor-notes/_posts/2020-01-01-excluded.md")
+    post(site, "_drafts/idea.md", "title: Idea\n")
+    app = make_site("exclude: [vendor-notes]\n")
+    assert sorted(urls(app)) == ["_drafts/idea.md", "_posts/2020-01-01-a.md", "_posts/sub/2020-01-02-b.md"]
+    assert [found.draft for found in app.extensions["quire"].snapshot.hidden_by_url.values()] == [True]
+
+
+def test_url_dates_are_in_the_site_zone_as_ruby_reads_them(site: Path, make_site: MakeSite) -> None:
+    # Every date is taken to the site's zone; a YAML time without an offset is UTC, as Psych reads it.
+    post(site, "_posts/2020-01-01-a.md", "title: A\ndate: 2020-01-01 23:00:00 -0800\n")
+    post(site, "_posts/2020-01-01-b.md", "title: B\ndate: '2020-01-01 23:00:00 -0800'\n")
+    post(site, "_posts/2020-01-01-c.md", "title: C\ndate: 2020-01-02 02:00:00\n")
+    post(site, "_posts/2020-01-01-d.md", "title: D\ndate: 2020-01-02 02:00\n")
+    assert urls(make_site("timezone: America/New_York\npermalink: /:year/:month/:day/:title/")) == {
+        "_posts/2020-01-01-a.md": "/2020/01/02/a/", "_posts/2020-01-01-b.md": "/2020/01/02/b/",
+        "_posts/2020-01-01-c.md": "/2020/01/01/c/", "_posts/2020-01-01-d.md": "/2020/01/02/d/"}
+
+
+def test_a_plain_posts_folder_keeps_quires_default_and_front_matter_categories(make_app, write_post) -> None:  # type: ignore[no-untyped-def]
+    write_post("blog/_posts/2020-01-01-a.md", title="A", category="Open Source")
+    found = make_app().extensions["quire"].snapshot.posts[0]
+    assert found.url == "/posts/a/" and [term.name for term in found.categories] == ["Open Source"]
+
+
+def test_url_parts_path_and_date(site: Path) -> None:
+    parts = jekyll.url_parts("_posts/2020-01-01-a.b.md", {}, [], dt.datetime(2020, 1, 1), ".html")
+    assert (parts.slug, parts.basename, parts.path) == ("a.b", "2020-01-01-a.b", "/2020-01-01-a.b")
+
+
+# Jekyll itself as the oracle ----------------------------------------------------------------------
+
+from bench.jekyll_urls import compare, jekyll_available  # noqa: E402 - the tests above need no Jekyll
+
+CORPUS_POSTS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "jekyll-jekyll" / "docs" / "_posts"
+needs_jekyll = pytest.mark.skipif(not jekyll_available(),
+                                  reason="Debian's jekyll is not installed (it is in the Makefile's APT_PACKAGES)")
+# Copies of a real release note with what real sites do to names and front matter: (path, front matter added).
+VARIANTS = (
+    ("_posts/2016-09-21-Toolkit-1.0.0.md", ""),
+    ("_posts/2019-06-14-meet-at-example.org.markdown", ""),
+    ("_posts/2019-06-15-Signed-Releases.md", "slug: Better Name.2\n"),
+    ("_posts/2019-06-16-whole.md", "category: Open Source in Practice\n"),
+    ("_posts/2019-06-17-split.md", "categories: release notes\n"),
+    ("_posts/2019-06-18-own.md", "permalink: /news/:year/:title/\n"),
+    ("_posts/2019-06-19-late.md", "date: '2019-06-19 23:30:00 -0800'\n"),
+    ("_posts/2019-06-20-utc.md", "date: 2019-06-21 02:00:00\n"),
+    ("_posts/releases/2019-06-21-nested.md", ""),
+    ("blog/_posts/2019-06-22-folder.md", "categories: [News]\n"),
+    ("blog/_posts/2019-06-23-folder-two.md", "category: Big News\n"),
+)
+CONFIGS = {
+    "jekyllrb": "permalink: /news/:year/:month/:day/:title/\n",
+    "date": "",
+    "pretty-new-york": "permalink: pretty\ntimezone: America/New_York\n",
+    "defaults": textwrap.dedent("""
+        permalink: :title
+        timezone: Asia/Tokyo
+        defaults:
+          - scope: {type: posts}
+            values: {permalink: ":year/:month/:day/:title/"}
+          - scope: {path: blog, type: posts}
+            values: {permalink: "/:categories/:year/:slug:output_ext"}
+          - scope: {path: _posts/releases}
+            values: {permalink: /releases/:title/}
+    """),
+}
+
+
+def _corpus_site(folder: Path, config: str) -> Path:
+    shutil.copytree(CORPUS_POSTS, folder / "_posts")
+    original = (CORPUS_POSTS / "2013-05-08-jekyll-1-0-1-released.markdown").read_text(encoding="utf-8")
+    for relative, front in VARIANTS:
+        write(folder / relative, original.replace("---\n", "---\n" + front, 1))
+    write(folder / "_config.yml", config)
+    return folder
+
+
+@needs_jekyll
+@pytest.mark.parametrize("name", [name if name == "defaults" else pytest.param(name, marks=pytest.mark.slow)
+                                  for name in sorted(CONFIGS)])  # a Jekyll build takes seconds: one in the fast suite
+def test_every_post_url_is_the_one_jekyll_writes(tmp_path: Path, name: str) -> None:
+    comparison = compare(_corpus_site(tmp_path / "site", CONFIGS[name]))
+    assert len(comparison.jekyll_urls) == 102 + len(VARIANTS)
+    assert comparison.differences == []
+
+
+@pytest.mark.parametrize(
+    ("written", "day"),
+    [
+        ("2023-01-29 18:30:22 -0800", "30"),  # 02:30 UTC the next day
+        ("2023-01-29 18:30:22 2023 -0800", "29"),  # Ruby takes an offset only right after the time
+        ("2023-01-29 18:30 +0200 (CEST)", "29"),
+        ("2023-01-29 23:30:00 -0100 later", "30"),
+    ],
+)
+def test_sloppy_dates_are_read_as_rubys_time_parse_reads_them(site: Path, make_site: MakeSite, written: str,
+                                                               day: str) -> None:
+    post(site, "_posts/2023-01-29-a.md", f"title: A\ndate: '{written}'\n")
+    assert urls(make_site("permalink: /:day/:title/")) == {"_posts/2023-01-29-a.md": f"/{day}/a/"}
