@@ -157,3 +157,21 @@ def test_a_posts_folder_renamed_away_and_made_anew_is_the_one_watched(live: Flas
     (posts_dir / "2020-04-01-third.md").write_text(post_text("Third post"), encoding="utf-8")
     eventually(lambda: shows(live, "/", "Third post"))
     assert not shows(live, "/", "Written elsewhere")
+
+
+def test_an_inotify_queue_overflow_rescans_at_once(make_app: AppFactory, posts_dir: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
+
+    app = make_app(BLOG_WATCH="inotify")
+    client = app.test_client()
+    client.get("/")
+    watcher = app.extensions["quire.watcher"]
+    assert watcher.active_mode == "inotify"
+    watcher.notify = lambda path: None  # the kernel's queue is full: this file's events are lost
+    (posts_dir / "2020-01-01-lost.md").write_text(post_text("Lost in the overflow"), encoding="utf-8")
+    # What the kernel then queues, as watchdog's reader receives it (wd -1: no watch of its own)
+    overflow = InotifyEvent(-1, InotifyConstants.IN_Q_OVERFLOW, 0, b"")
+    watcher._observer._inotify_fd.handle_event(overflow)
+    eventually(lambda: shows(client, "/", "Lost in the overflow"))  # not the safety rescan, minutes away
+    assert any("inotify queue overflowed" in record.getMessage() for record in caplog.records)

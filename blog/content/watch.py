@@ -7,6 +7,7 @@ import os
 import threading
 import stat
 import time
+from collections.abc import Callable
 from typing import Any
 
 from blog.content.store import PostStore
@@ -94,6 +95,7 @@ class Watcher:
                         watcher.notify(os.fsdecode(path))
 
         observer = InotifyObserver()
+        _rescan_on_overflow(observer, self.request_rescan, self.store.pages.root)
         self._handler = Handler()
         self._watched_root = _folder_id(self.store.pages.root)
         if self._watched_root is not None:  # a folder that does not exist yet is watched once it does
@@ -196,6 +198,28 @@ class Watchers:
         """Stop every watcher (tests and shutdown)."""
         for watcher in self.watchers:
             watcher.stop()
+
+
+def _rescan_on_overflow(observer: Any, rescan: Callable[[], None], root: str) -> None:
+    """Call ``rescan`` as soon as the kernel's inotify queue overflows and events are lost.
+
+    watchdog (7.1) rebuilds its watches on IN_Q_OVERFLOW but tells no handler, so without this the lost
+    changes would wait for the safety rescan, minutes later. Its per-observer reader (``InotifyFD``) hands
+    every kernel event to ``handle_event``, the one place the overflow passes; the pinned version is tested.
+    """
+    reader = getattr(observer, "_inotify_fd", None)
+    if reader is None or not hasattr(reader, "handle_event"):
+        log.warning("cannot see inotify queue overflows in this watchdog; lost changes wait for the safety rescan")
+        return
+    handle_event = reader.handle_event
+
+    def handle(event: Any) -> None:
+        if getattr(event, "is_queue_overflow", False):
+            log.warning("inotify queue overflowed, changes were lost: rescanning %s", root)
+            rescan()
+        handle_event(event)
+
+    reader.handle_event = handle
 
 
 def _folder_id(path: str) -> FolderId | None:
