@@ -79,15 +79,19 @@ def new(title: str, categories: tuple[str, ...], tags: tuple[str, ...], draft: b
 @blog_cli.command("check")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: one line per problem; json: one document for tools (schema in the README).")
-@click.option("--fix", is_flag=True, help="Repair mojibake in place (atomically), keeping each original as NAME~.")
+@click.option("--fix", is_flag=True, help="Repair mojibake in place (atomically), keeping each original as NAME~ "
+                   "(or NAME.~N~ if that exists); a file saved meanwhile is left alone.")
 def check(output_format: str, fix: bool) -> None:
     """Report every problem in the posts folder; exit with status 1 if any is an error."""
     store = _store()
     if fix:
-        repairs = fix_mojibake(store)
+        repairs, skipped = fix_mojibake(store)
         for repair in repairs:
             click.echo(printable(f"{repair.source}: fixed mojibake on {repair.lines} line{'s' * (repair.lines != 1)} "
                                  f"(original kept as {repair.backup})"), err=True)
+        for relative in skipped:
+            click.echo(printable(f"{relative}: changed while being fixed; left as it is (run check --fix again)"),
+                       err=True)
         if repairs:
             store.refresh([repair.source for repair in repairs])
     problems = lint(current_app._get_current_object())  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import posixpath
 import re
@@ -66,29 +67,91 @@ def mojibake_problems(relative: str, text: str) -> list[Problem]:
     return found
 
 
-def fix_mojibake(store: PostStore) -> list[Repair]:
-    """Repair mojibake in every post file in place, atomically, keeping the original as ``name~``."""
+def fix_mojibake(store: PostStore) -> tuple[list[Repair], list[str]]:
+    """Repair mojibake in every post file in place, atomically, keeping the original as a backup.
+
+    Return the repairs and the files left alone because they changed while being fixed (an author's save
+    always wins). The backup is ``NAME~``, or the first free ``NAME.~N~`` if that exists: none is overwritten.
+    """
     import ftfy  # about 0.2 s to import; only check needs it, not every worker
 
-    repairs = []
-    for relative, text, _ in _post_files(store):
-        if text is None:
+    repairs, skipped = [], []
+    limit = store.settings["BLOG_MAX_POST_SIZE"]
+    for relative, status in store.pages.walk():
+        path = os.path.join(store.pages.root, relative)
+        if status.st_size > limit:
             continue
+        try:
+            original, read = _read_with_identity(path)
+            text = original.removeprefix(b"\xef\xbb\xbf").decode("utf-8")  # line ends kept: written back
+        except (OSError, UnicodeDecodeError):
+            continue  # reported by the store as unreadable
         lines = text.split("\n")
         fixed = [ftfy.fix_encoding(line) for line in lines]
         changed = sum(a != b for a, b in zip(lines, fixed))
         if not changed:
             continue
-        path = os.path.join(store.pages.root, relative)
-        original = _read_bytes(path)
         bom = b"\xef\xbb\xbf" if original.startswith(b"\xef\xbb\xbf") else b""
-        _replace_atomically(path + BACKUP_SUFFIX, original, like=path)
-        _replace_atomically(path, bom + "\n".join(fixed).encode("utf-8"), like=path)
-        repairs.append(Repair(relative, changed, relative + BACKUP_SUFFIX))
-    return repairs
+        backup = _write_backup(path, original)
+        if not _replace_if_unchanged(path, bom + "\n".join(fixed).encode("utf-8"), read):
+            os.unlink(backup)  # this run's own copy of a version that is no longer the file's
+            skipped.append(relative)
+            continue
+        repairs.append(Repair(relative, changed, os.path.relpath(backup, store.pages.root).replace(os.sep, "/")))
+    return repairs, skipped
 
 
-def _replace_atomically(path: str, data: bytes, like: str | None = None) -> None:
+FileIdentity = tuple[int, int, int, int]
+
+
+def _identity(status: os.stat_result) -> FileIdentity:
+    return (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+def _read_with_identity(path: str) -> tuple[bytes, FileIdentity]:
+    """Return a file's bytes and the identity of the very file they were read from."""
+    with open(path, "rb") as handle:
+        before = _identity(os.fstat(handle.fileno()))
+        data = handle.read()
+        if _identity(os.fstat(handle.fileno())) != before:
+            raise OSError(f"{path} changed while read")
+    return data, before
+
+
+def _write_backup(path: str, data: bytes) -> str:
+    """Keep ``data`` as NAME~, or as the first free NAME.~N~: a new name, never an existing file replaced."""
+    temporary = _temporary_copy(path, data)
+    try:
+        number = 0
+        while True:
+            backup = path + BACKUP_SUFFIX if number == 0 else f"{path}.~{number}~"
+            try:
+                os.link(temporary, backup)  # fails if the name is taken, unlike a rename
+                return backup
+            except FileExistsError:
+                number += 1
+    finally:
+        os.unlink(temporary)
+
+
+def _replace_if_unchanged(path: str, data: bytes, read: FileIdentity) -> bool:
+    """Write ``data`` over ``path`` atomically, unless the file is no longer the one read; tell which."""
+    temporary = _temporary_copy(path, data)
+    try:
+        # Checked last, just before the rename: only a save landing in between could still be lost.
+        if _identity(os.stat(path)) != read:
+            os.unlink(temporary)
+            return False
+        os.replace(temporary, path)
+        return True
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _temporary_copy(path: str, data: bytes) -> str:
+    """Write ``data`` to a new dot-file beside ``path``, with its mode, flushed to disk; return its path."""
     folder, name = os.path.split(path)
     # A dot-name in the same folder: the loader and watcher skip it, and os.replace stays on one file system.
     descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
@@ -97,13 +160,11 @@ def _replace_atomically(path: str, data: bytes, like: str | None = None) -> None
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if like is not None:
-            os.chmod(temporary, os.stat(like).st_mode & 0o7777)
-        os.replace(temporary, path)
+        os.chmod(temporary, os.stat(path).st_mode & 0o7777)
     except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        os.unlink(temporary)
         raise
+    return temporary
 
 
 def _read_bytes(path: str) -> bytes:

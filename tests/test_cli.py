@@ -279,3 +279,40 @@ def test_control_characters_in_log_messages_forge_no_lines() -> None:
     assert "\n" not in line and "\r" not in line and "\u2028" not in line and "\x1b" not in line
     assert line.endswith("] [WARNING] quire.content: " + FORGED.replace("\n", "\\n").replace("\u2028", "\\u2028")
                          .replace("\x1b", "\\x1b") + ": bad\\r\\nline")
+
+
+def test_check_fix_leaves_a_file_saved_while_it_runs(make_app: AppFactory, write_post: WritePost, posts_dir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import ftfy
+
+    path = write_post("2020-01-03-garbled.md", raw=f"---\ntitle: Garbled\n---\n{MOJIBAKE}\n")
+    saved = b"---\ntitle: Garbled\n---\nThe author's new version, saved by rename.\n"
+    app = make_app()
+    real_fix = ftfy.fix_encoding
+
+    def fix_while_the_author_saves(text: str) -> str:
+        temporary = posts_dir / ".2020-01-03-garbled.md.swp"
+        temporary.write_bytes(saved)
+        os.replace(temporary, path)  # an editor's save, between --fix reading the file and replacing it
+        return real_fix(text)
+
+    monkeypatch.setattr(ftfy, "fix_encoding", fix_while_the_author_saves)
+    result = app.test_cli_runner().invoke(args=["blog", "check", "--fix"])
+    assert path.read_bytes() == saved
+    assert "2020-01-03-garbled.md: changed while being fixed; left as it is" in result.output
+    assert sorted(entry.name for entry in posts_dir.iterdir()) == ["2020-01-03-garbled.md"]
+
+
+def test_check_fix_never_overwrites_a_backup_it_did_not_write(make_app: AppFactory, write_post: WritePost,
+                                                              posts_dir: Path) -> None:
+    path = write_post("2020-01-03-garbled.md", raw=f"---\ntitle: Garbled\n---\n{MOJIBAKE}\n")
+    original = path.read_bytes()
+    (posts_dir / "2020-01-03-garbled.md~").write_bytes(b"The author's own backup.")
+    (posts_dir / "2020-01-03-garbled.md.~1~").write_bytes(b"An older numbered backup.")
+    result = make_app().test_cli_runner().invoke(args=["blog", "check", "--fix"])
+    assert result.exit_code == 0, result.output
+    assert "(original kept as 2020-01-03-garbled.md.~2~)" in result.output
+    assert (posts_dir / "2020-01-03-garbled.md~").read_bytes() == b"The author's own backup."
+    assert (posts_dir / "2020-01-03-garbled.md.~1~").read_bytes() == b"An older numbered backup."
+    assert (posts_dir / "2020-01-03-garbled.md.~2~").read_bytes() == original
+    assert "Pearl of the Orient\u2014Hong Kong" in path.read_text(encoding="utf-8")
