@@ -42,7 +42,7 @@ class Comparison:
 
     jekyll_urls: dict[str, str]  # post path inside the site -> URL, unescaped
     quire_urls: dict[str, str]
-    redirects: dict[str, str]  # redirect_from path -> the post URL Jekyll's page points to
+    redirects: dict[str, str]  # the posts' redirects: redirect_from path -> post URL, post URL -> redirect_to
     redirects_answered: int = 0
     redirect_misses: list[str] = field(default_factory=list)
 
@@ -147,6 +147,8 @@ def compare(site: Path, drafts: bool = False, **settings: str) -> Comparison:
     with tempfile.TemporaryDirectory(prefix="quire-jekyll-") as work:
         jekyll_side, redirects = build_with_jekyll(site, Path(work), drafts)
     quire_side, app = quire_urls(site, **settings)
+    posts = set(jekyll_side.values())  # the redirects of pages are not the posts' business
+    redirects = {origin: target for origin, target in redirects.items() if target in posts or origin in posts}
     comparison = Comparison(jekyll_side, quire_side, redirects)
     client = app.test_client()  # type: ignore[attr-defined]
     for origin, target in redirects.items():

@@ -64,6 +64,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(views.bp)
     app.register_blueprint(feeds.bp)
+    if settings["BLOG_FEED_PATH"] != "/feed.xml":  # e.g. a Jekyll site's /atom.xml, so subscribers keep it
+        app.add_url_rule(settings["BLOG_FEED_PATH"], "feeds.atom", feeds.atom)
     app.register_blueprint(search.bp)
     app.register_blueprint(discovery.bp)
     app.register_blueprint(health.bp)

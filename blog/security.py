@@ -66,16 +66,21 @@ def register(app: Flask) -> None:
     def add_headers(response: Response) -> Response:
         for name, value in headers.items():
             response.headers.setdefault(name, value)
-        if 300 <= response.status_code < 400 and "Location" in response.headers:
+        off_site = response.headers.pop(OFF_SITE_MARKER, None) is not None  # an author's redirect_to
+        if 300 <= response.status_code < 400 and "Location" in response.headers and not off_site:
             response.headers["Location"] = site_relative(response.headers["Location"])
         return response
+
+
+OFF_SITE_MARKER = "X-Quire-Off-Site"  # set by a view whose redirect leaves the site on purpose; never sent
 
 
 def site_relative(location: str) -> str:
     """Return a redirect target as a path on this site, whatever host or scheme it was built with.
 
     Werkzeug builds its trailing-slash redirects on the request's ``Host``, which the client chooses; Quire
-    never redirects off the site, so the host is dropped, and a path is never left starting with ``//``.
+    never redirects off the site (but where a post's own ``redirect_to`` says, see OFF_SITE_MARKER), so the
+    host is dropped, and a path is never left starting with ``//``.
     """
     parts = urlsplit(location)
     return urlunsplit(("", "", "/" + parts.path.lstrip("/"), parts.query, parts.fragment))

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from blog.content import Group, Post, PostStore
 from blog.content.derived import archive as archive_of, related
 from blog.content.site import Site
+from blog.security import OFF_SITE_MARKER
 
 RELATED_POSTS = 3
 
@@ -159,6 +160,9 @@ def detail(url: str) -> Any:
     """Show one post or page, found by its URL; a URL missing only its trailing slash redirects."""
     path = "/" + url
     snapshot = store().snapshot
+    moved = snapshot.redirects.get(path) or site().pages.snapshot.redirects.get(path)
+    if moved is not None:  # jekyll-redirect-from's pages, as permanent redirects
+        return _moved(moved)
     post = snapshot.by_url.get(path)
     if post is None and _holds_preview_token():
         hidden = snapshot.hidden_by_url.get(path)
@@ -169,12 +173,22 @@ def detail(url: str) -> Any:
         if page is not None:
             return cacheable(render_template("page.html", page=page))
         alternative = path[:-1] if path.endswith("/") else path + "/"
+        if alternative in snapshot.redirects:
+            return _moved(snapshot.redirects[alternative])
         if alternative in snapshot.by_url or site().page_at(alternative) is not None:
             return redirect(url_for("posts.detail", url=alternative.lstrip("/")), 308)
         abort(404)
     newer, older = snapshot.neighbours(post)
     return cacheable(render_template("post.html", post=post, newer=newer, older=older,
                                      related=related(snapshot, post, RELATED_POSTS)))
+
+
+def _moved(target: str) -> Response:
+    """Answer a post's ``redirect_from`` or ``redirect_to`` with a permanent redirect (off the site only for the latter)."""
+    response = cacheable(redirect(target, 301))
+    if target.startswith(("http://", "https://")):  # only redirect_to gives one, from the author's front matter
+        response.headers[OFF_SITE_MARKER] = "1"
+    return response
 
 
 def _holds_preview_token() -> bool:

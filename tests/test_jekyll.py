@@ -247,8 +247,9 @@ needs_jekyll = pytest.mark.skipif(not jekyll_available(),
                                   reason="Debian's jekyll is not installed (it is in the Makefile's APT_PACKAGES)")
 # Copies of a real release note with what real sites do to names and front matter: (path, front matter added).
 VARIANTS = (
-    ("_posts/2016-09-21-Toolkit-1.0.0.md", ""),
-    ("_posts/2019-06-14-meet-at-example.org.markdown", ""),
+    ("_posts/2016-09-21-Toolkit-1.0.0.md", "redirect_from: [/old/toolkit/, old/Toolkit 1.html]\n"),
+    ("_posts/2019-06-14-meet-at-example.org.markdown", "redirect_from: /blog/meet/\n"),
+    ("_posts/2019-06-13-gone.md", "redirect_to: https://example.org/elsewhere/\n"),
     ("_posts/2019-06-15-Signed-Releases.md", "slug: Better Name.2\n"),
     ("_posts/2019-06-16-whole.md", "category: Open Source in Practice\n"),
     ("_posts/2019-06-17-split.md", "categories: release notes\n"),
@@ -278,6 +279,7 @@ CONFIGS = {
 
 
 def _corpus_site(folder: Path, config: str) -> Path:
+    config = "plugins: [jekyll-redirect-from, jekyll-feed]\n" + config
     shutil.copytree(CORPUS_POSTS, folder / "_posts")
     original = (CORPUS_POSTS / "2013-05-08-jekyll-1-0-1-released.markdown").read_text(encoding="utf-8")
     for relative, front in VARIANTS:
@@ -293,6 +295,7 @@ def test_every_post_url_is_the_one_jekyll_writes(tmp_path: Path, name: str) -> N
     comparison = compare(_corpus_site(tmp_path / "site", CONFIGS[name]))
     assert len(comparison.jekyll_urls) == 102 + len(VARIANTS)
     assert comparison.differences == []
+    assert len(comparison.redirects) == 5 and comparison.redirect_misses == []  # each a 301 to where Jekyll's goes
 
 
 @pytest.mark.parametrize(
@@ -308,3 +311,48 @@ def test_sloppy_dates_are_read_as_rubys_time_parse_reads_them(site: Path, make_s
                                                                day: str) -> None:
     post(site, "_posts/2023-01-29-a.md", f"title: A\ndate: '{written}'\n")
     assert urls(make_site("permalink: /:day/:title/")) == {"_posts/2023-01-29-a.md": f"/{day}/a/"}
+
+
+def test_redirect_from_and_redirect_to_answer_301_and_check_lists_them(site: Path, make_site: MakeSite) -> None:
+    post(site, "_posts/2016-09-21-homebrew-1.0.0.md", "title: A\nredirect_from: /blog/1.0.0/\n")
+    post(site, "_posts/2016-09-22-b.md", "title: B\nredirect_from:\n  - /old/b\n  - old/b%20two.html\n")
+    post(site, "_posts/2016-09-23-moved.md", "title: C\nredirect_to: https://elsewhere.example/c/\n")
+    post(site, "_posts/2016-09-24-d.md", "title: D\nredirect_from: /2016/09/22/b/\n")  # a post's own URL: kept
+    app = make_site("permalink: pretty\n")
+    client = app.test_client()
+    for origin, target in [("/blog/1.0.0/", "/2016/09/21/homebrew-1.0.0/"), ("/blog/1.0.0", "/2016/09/21/homebrew-1.0.0/"),
+                           ("/old/b", "/2016/09/22/b/"), ("/old/b two.html", "/2016/09/22/b/"),
+                           ("/2016/09/23/moved/", "https://elsewhere.example/c/")]:
+        response = client.get(origin)
+        assert (response.status_code, response.headers["Location"]) == (301, target), origin
+    assert client.get("/2016/09/22/b/").status_code == 200
+    result = app.test_cli_runner().invoke(args=["blog", "check"])
+    lines = [line for line in result.output.splitlines() if "[redirect]" in line]
+    assert lines == [
+        "_posts/2016-09-21-homebrew-1.0.0.md: info: /blog/1.0.0/ redirects (301) to /2016/09/21/homebrew-1.0.0/ [redirect]",
+        "_posts/2016-09-22-b.md: info: /old/b redirects (301) to /2016/09/22/b/ [redirect]",
+        "_posts/2016-09-22-b.md: info: /old/b two.html redirects (301) to /2016/09/22/b/ [redirect]",
+        "_posts/2016-09-23-moved.md: info: /2016/09/23/moved/ redirects (301) to https://elsewhere.example/c/ "
+        "(redirect_to) [redirect]",
+        "_posts/2016-09-24-d.md: warning: redirect_from /2016/09/22/b/ is the URL of _posts/2016-09-22-b.md, "
+        "which keeps it [redirect]",
+    ]
+
+
+def test_the_feed_is_also_at_jekyll_feeds_path(site: Path, make_site: MakeSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    post(site, "_posts/2020-01-01-a.md")
+    client = make_site("feed:\n  path: atom.xml\n").test_client()
+    response = client.get("/atom.xml")
+    assert response.status_code == 200 and response.mimetype == "application/atom+xml"
+    assert response.data == client.get("/feed.xml").data
+    monkeypatch.setenv("BLOG_FEED_PATH", "/feeds/all.atom")
+    client = make_site("feed:\n  path: atom.xml\n").test_client()
+    assert client.get("/feeds/all.atom").status_code == 200 and client.get("/atom.xml").status_code == 404
+
+
+@pytest.mark.parametrize("raw", ["/../x.xml", "/a b.xml", ""])
+def test_a_bad_feed_path_is_refused(raw: str) -> None:
+    from blog import config
+
+    with pytest.raises(config.ConfigError, match="BLOG_FEED_PATH must be a site path"):
+        config.load({"BLOG_FEED_PATH": raw})

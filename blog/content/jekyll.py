@@ -324,6 +324,33 @@ def _flatten(values: list[Any]) -> list[Any]:
     return [value for value in flat if value is not None]
 
 
+# Redirects (jekyll-redirect-from) -----------------------------------------------------------------
+
+
+def redirect_from(meta: Mapping[str, Any]) -> list[str]:
+    """Return the old addresses a post's ``redirect_from`` names, as unescaped site paths."""
+    value = meta.get("redirect_from")
+    items = value if isinstance(value, list) else [value]
+    return [_site_path(str(item)) for item in items
+            if item is not None and not isinstance(item, (dict, list)) and str(item).strip()]
+
+
+def redirect_to(meta: Mapping[str, Any]) -> str | None:
+    """Return where a post's ``redirect_to`` sends its readers (the first of a list), or None."""
+    value = meta.get("redirect_to")
+    if isinstance(value, list):
+        value = next((item for item in value if item is not None), None)
+    if value is None or isinstance(value, (dict, list)) or not str(value).strip():
+        return None
+    text = str(value).strip()
+    return text if re.match(r"^https?://", text) else _site_path(text)
+
+
+def _site_path(text: str) -> str:
+    """Return a path as jekyll-redirect-from makes it (a leading '/'), unescaped, with no '..' way out."""
+    return sanitize_url(unquote(text.strip()))
+
+
 # Permalinks ---------------------------------------------------------------------------------------
 
 

@@ -78,6 +78,7 @@ class Snapshot:
     problems: Mapping[str, tuple[Problem, ...]]
     changed_at: float
     publish_at: float | None  # when the next future post goes live and the snapshot must be rebuilt
+    redirects: Mapping[str, str] = field(default_factory=dict)  # path -> where it moved (redirect_from, redirect_to)
 
     def neighbours(self, post: Post) -> tuple[Post | None, Post | None]:
         """Return the (newer, older) public posts around ``post``."""
@@ -534,6 +535,7 @@ class PostStore:
             (hidden if future or not post.published else by_url)[post.url] = post
         posts = tuple(post for post in reversed(candidates) if by_url.get(post.url) is post)
         categories, tags, authors = _groups(posts)
+        redirects = _redirects(by_url, problems)
         self._generation += 1
         return Snapshot(
             generation=self._generation,
@@ -547,6 +549,7 @@ class PostStore:
             problems={relative: tuple(found) for relative, found in problems.items()},
             changed_at=time.time(),
             publish_at=publish_at,
+            redirects=redirects,
         )
 
     def _publish(self, snapshot: Snapshot) -> None:
@@ -586,6 +589,32 @@ def _body_problems(relative: str, source: Source, problems: list[Problem]) -> st
         problems.append(Problem(relative, "warning", "liquid", f"Liquid tags not supported, shown as they are: {listed}",
                                 *_body_position(source, first)))
     return refused
+
+
+def _redirects(by_url: Mapping[str, Post], problems: dict[str, list[Problem]]) -> dict[str, str]:
+    """Return the moves the public posts ask for (jekyll-redirect-from's ``redirect_from`` and ``redirect_to``)."""
+    redirects: dict[str, str] = {}
+    claimed: dict[str, Post] = {}
+    for post in by_url.values():
+        if "redirect_from" not in post.meta and "redirect_to" not in post.meta:
+            continue  # nearly every post: two dictionary looks
+        found = problems.setdefault(post.source, [])
+        for origin in jekyll.redirect_from(post.meta):
+            if origin in by_url:
+                found.append(Problem(post.source, "warning", "redirect",
+                                     f"redirect_from {origin} is the URL of {by_url[origin].source}, which keeps it"))
+            elif origin in claimed:
+                found.append(Problem(post.source, "warning", "redirect",
+                                     f"redirect_from {origin} is also claimed by {claimed[origin].source}, which keeps it"))
+            else:
+                claimed[origin] = post
+                redirects[origin] = post.url
+                found.append(Problem(post.source, "info", "redirect", f"{origin} redirects (301) to {post.url}"))
+        target = jekyll.redirect_to(post.meta)
+        if target is not None and target != post.url:
+            redirects[post.url] = target
+            found.append(Problem(post.source, "info", "redirect", f"{post.url} redirects (301) to {target} (redirect_to)"))
+    return redirects
 
 
 def _body_position(source: Source, pattern: re.Pattern[str]) -> tuple[int | None, int | None]:
