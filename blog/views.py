@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, send_from_directory, url_for
+from flask import (Blueprint, Response, abort, current_app, redirect, render_template, request, send_file,
+                   send_from_directory, url_for)
+from werkzeug.exceptions import NotFound
 
 from blog.content import Group, Post, PostStore
 from blog.content.derived import archive as archive_of, related
@@ -150,9 +152,15 @@ def _group_page(kind: str, groups: dict[str, Group], slug: str, page_number: int
 
 @bp.route("/assets/<path:filename>")
 def assets(filename: str) -> Any:
-    """Serve Jekyll-style /assets/ files from static/assets/."""
+    """Serve Jekyll-style /assets/ files from static/assets/, else from a Jekyll site's own assets/."""
     folder = current_app.static_folder + "/assets"  # type: ignore[operator]
-    return send_from_directory(folder, filename, max_age=current_app.config["BLOG_CACHE_SECONDS"])
+    try:
+        return send_from_directory(folder, filename, max_age=current_app.config["BLOG_CACHE_SECONDS"])
+    except NotFound:
+        own = store().jekyll.site_file("/assets/" + filename)  # a Jekyll site's own assets/
+        if own is None:
+            raise
+        return send_file(own, max_age=current_app.config["BLOG_CACHE_SECONDS"], conditional=True)
 
 
 @bp.route("/<path:url>")
@@ -172,6 +180,9 @@ def detail(url: str) -> Any:
         page = site().page_at(path)
         if page is not None:
             return cacheable(render_template("page.html", page=page))
+        own = store().jekyll.site_file(path)
+        if own is not None:  # a Jekyll site's images/, files/, favicon.ico... at their own URLs
+            return send_file(own, max_age=current_app.config["BLOG_CACHE_SECONDS"], conditional=True)
         alternative = path[:-1] if path.endswith("/") else path + "/"
         if alternative in snapshot.redirects:
             return _moved(snapshot.redirects[alternative])

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
 from flask import Flask
 
 from blog import create_app
@@ -356,3 +357,41 @@ def test_a_bad_feed_path_is_refused(raw: str) -> None:
 
     with pytest.raises(config.ConfigError, match="BLOG_FEED_PATH must be a site path"):
         config.load({"BLOG_FEED_PATH": raw})
+
+
+def test_the_sites_own_files_keep_their_urls(site: Path, make_site: MakeSite, tmp_path: Path) -> None:
+    post(site, "_posts/2020-01-01-a.md")
+    files = {"images/logo.png": b"\x89PNG logo", "img/a b.jpg": b"jpeg", "files/paper.pdf": b"%PDF",
+             "favicon.ico": b"icon", "assets/css/site.css": b"body{}", "docs/index.html": b"<p>plain</p>",
+             "README.md": b"no front matter: Jekyll copies it", ".well-known/security.txt": b"Contact: x"}
+    for relative, data in files.items():
+        (site / relative).parent.mkdir(parents=True, exist_ok=True)
+        (site / relative).write_bytes(data)
+    write(site / "about.md", "---\ntitle: About\n---\nA page, rendered by Jekyll: not copied.\n")
+    write(site / "_data/secret.yml", "token: s3cret\n")
+    write(site / ".git/config", "[core]\n")
+    write(site / "Gemfile", "source 'https://rubygems.org'\n")
+    write(site / "notes/draft.txt~", "backup\n")
+    (tmp_path / "outside.txt").write_text("outside the site", encoding="utf-8")
+    (site / "images/escape.txt").symlink_to(tmp_path / "outside.txt")
+    (site / "images/config.yml").symlink_to(site / "_config.yml")
+    (site / "images/inside.png").symlink_to(site / "images/logo.png")
+    client = make_site("include: [.well-known]\n").test_client()
+    for relative, data in files.items():
+        url = "/" + relative.removesuffix("index.html")
+        response = client.get(url)
+        assert (response.status_code, response.data) == (200, data), url
+    assert client.get("/images/inside.png").data == b"\x89PNG logo"  # a symlink that stays in the site
+    for url in ["/about.md", "/_config.yml", "/_data/secret.yml", "/.git/config", "/Gemfile", "/notes/draft.txt~",
+                "/images/escape.txt", "/images/config.yml", "/images/../_config.yml", "/_posts/2020-01-01-a.md",
+                "/images/", "/nothing.png"]:
+        response = client.get(url)
+        assert response.status_code == 404, url
+        assert BeautifulSoup(response.data, "html.parser").find("a", class_="skip-link") is not None, url  # site chrome
+
+
+def test_site_files_are_served_only_for_a_site_folder(make_app, write_post, posts_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    write_post("2020-01-01-a.md", title="A")
+    (posts_dir / "images").mkdir()
+    (posts_dir / "images/x.png").write_bytes(b"png")
+    assert make_app().test_client().get("/images/x.png").status_code == 404

@@ -114,6 +114,44 @@ class JekyllSite:
         """Tell whether the site's ``exclude:`` list leaves this path (inside the site folder) out."""
         return any(_glob_includes(pattern, relative) for pattern in self.exclude if pattern not in self.include)
 
+    # The site's own files ------------------------------------------------------------------------
+
+    def site_file(self, path: str) -> str | None:
+        """Return the file Jekyll would copy as it is to the URL ``path`` (a folder's index.html too), or None.
+
+        Only with BLOG_JEKYLL_SITE. Like static/: nothing outside the site folder, through symlinks too; and
+        never what Jekyll keeps out of _site (``_``- and ``.``-names unless ``include:``d, ``exclude:``,
+        backups ending in ``~``) nor files with front matter (pages, which Jekyll renders).
+        """
+        if not self.serves_files:
+            return None
+        relative = path.lstrip("/")
+        if not relative or relative.endswith("/"):
+            relative += "index.html"
+        parts = relative.split("/")
+        if any(part in {"", ".", ".."} or "\0" in part or "\\" in part for part in parts) or not self.copies(relative):
+            return None
+        root = os.path.realpath(self.root)
+        resolved = os.path.realpath(os.path.join(root, *parts))
+        if os.path.commonpath([root, resolved]) != root:
+            return None
+        inside = os.path.relpath(resolved, root).replace(os.sep, "/")
+        if inside != relative and not self.copies(inside):  # a symlink into _posts/, .git/ or an excluded folder
+            return None
+        if not os.path.isfile(resolved) or has_front_matter(resolved):
+            return None
+        return resolved
+
+    def copies(self, relative: str) -> bool:
+        """Tell whether Jekyll copies the site path ``relative`` into _site (its EntryFilter's rules)."""
+        parts = relative.split("/")
+        for index, part in enumerate(parts):
+            special = part.startswith((".", "_", "#", "~")) or part.endswith("~")
+            if special and not any(_glob_includes(pattern, "/".join(parts[:index + 1])) or fnmatch.fnmatchcase(part, pattern)
+                                   for pattern in self.include):
+                return False
+        return not self.excluded(relative) and relative not in JEKYLL_SOURCE_FILES
+
     # Front matter --------------------------------------------------------------------------------
 
     def defaults(self, path: str) -> dict[str, Any]:
@@ -184,6 +222,16 @@ class JekyllSite:
 
 
 NO_SITE = JekyllSite()
+
+
+def has_front_matter(path: str) -> bool:
+    """Tell whether a file starts with YAML front matter, as Jekyll's Utils.has_yaml_header? tells."""
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(64)
+    except OSError:
+        return False
+    return re.match(rb"---\s*\r?\n", first) is not None
 
 
 def load(site_root: str, config_path: str, posts_dir: str, serves_files: bool) -> JekyllSite:
