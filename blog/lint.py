@@ -248,15 +248,15 @@ def _all_posts(*groups: Iterable[Post]) -> Iterator[Post]:
 
 def _locate(post: Post, target: str) -> tuple[int | None, int | None]:
     """Return the file line and column where ``target`` is written in the post's body, if it is."""
-    index = post.body.find(target)
+    body, body_line, _ = post.store.read_source(post)
+    index = body.find(target)
     if index < 0:  # written another way, e.g. {% link _docs/x.md %}: look for its path without the leading '/'
         path = urlsplit(target).path.lstrip("/")
-        index = post.body.find(path) if path else -1
+        index = body.find(path) if path else -1
     if index < 0:
         return None, None
-    body_line = post.page.source.body_line
-    line = post.body.count("\n", 0, index)
-    column = index - (post.body.rfind("\n", 0, index) + 1) + 1
+    line = body.count("\n", 0, index)
+    column = index - (body.rfind("\n", 0, index) + 1) + 1
     return body_line + line, column
 
 

@@ -118,7 +118,7 @@ def test_a_cache_written_under_another_fingerprint_is_not_used(make_app: AppFact
     path = cache_file(cache_dir)
     saved = pickle.loads(path.read_bytes())
     for _, description in saved["entries"].values():  # what other code or settings might have made of the posts
-        if description.source is not None:
+        if description.meta is not None:
             description.fields["title"] = "From elsewhere"
     saved["fingerprint"] = "other code or settings"
     path.write_bytes(pickle.dumps(saved))

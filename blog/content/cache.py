@@ -26,7 +26,7 @@ from blog.content.parallel import may_fork, reap
 
 log = logging.getLogger("quire.content")
 
-FORMAT = 1
+FORMAT = 2  # 2: descriptions without bodies
 ABANDONED_SECONDS = 3600.0  # no writer takes this long, so its temporary file was left by a killed one
 CacheKey = tuple[int, int, int, int]
 _CODE = Path(__file__).resolve().parent
@@ -69,7 +69,7 @@ class PostCache:
             return {}
         with open(descriptor, "rb") as handle:
             try:
-                trouble = _unsafe(os.fstat(handle.fileno()), folder=False) or _unsafe(os.stat(self.folder), folder=True)
+                trouble = unsafe(os.fstat(handle.fileno()), folder=False) or unsafe(os.stat(self.folder), folder=True)
             except OSError as error:
                 trouble = error.strerror or str(error)
             if trouble:
@@ -114,7 +114,7 @@ class PostCache:
     def _write(self, entries: dict[str, tuple[CacheKey, Any]]) -> None:
         try:
             os.makedirs(self.folder, mode=0o700, exist_ok=True)
-            _remove_abandoned(self.folder)
+            remove_abandoned(self.folder, ".posts-")
             handle = tempfile.NamedTemporaryFile(dir=self.folder, prefix=".posts-", suffix=".tmp", delete=False)
             try:
                 with handle:
@@ -128,12 +128,12 @@ class PostCache:
             log.warning("cannot write the post cache %s: %s", self.path, error)
 
 
-def _remove_abandoned(folder: str) -> None:
+def remove_abandoned(folder: str, prefix: str) -> None:
     """Delete temporary files of writers killed mid-write (a server stopped by SIGKILL) over an hour ago."""
     cutoff = time.time() - ABANDONED_SECONDS
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.name.startswith(".posts-") and entry.name.endswith(".tmp"):
+            if entry.name.startswith(prefix) and entry.name.endswith(".tmp"):
                 try:
                     if entry.stat(follow_symlinks=False).st_mtime < cutoff:
                         os.unlink(entry.path)
@@ -141,7 +141,7 @@ def _remove_abandoned(folder: str) -> None:
                     continue
 
 
-def _unsafe(status: os.stat_result, folder: bool) -> str:
+def unsafe(status: os.stat_result, folder: bool) -> str:
     """Say why a file or folder cannot be trusted with a pickle, or return ""."""
     if hasattr(os, "geteuid") and status.st_uid != os.geteuid():
         return f"{'its folder is' if folder else 'it is'} owned by another user"

@@ -351,6 +351,15 @@ def unknown_liquid_tags(text: str) -> list[str]:
     return sorted(found - KNOWN_LIQUID_TAGS)
 
 
+def linked_posts(text: str) -> tuple[str, ...]:
+    """Return the names the ``post_url`` and ``link`` tags of ``text`` look up: the posts its HTML depends on."""
+    if "%" not in text or "{%" not in text:
+        return ()
+    names = {match.group(2).strip() if match.group(1) == "post_url" else (match.group(2).split() or [""])[0]
+             for match in LIQUID_TAG.finditer(text) if match.group(1) in {"post_url", "link"}}
+    return tuple(sorted(names))
+
+
 _LOOP_OR_ASSIGN = re.compile(
     r"\{%-?\s*for\s+(?P<item>\w+)\s+in\s+(?P<items>[\w.]+)\s*-?%\}\n?(?P<body>.*?)\{%-?\s*endfor\s*-?%\}\n?"
     r"|\{%-?\s*assign\s+(?P<assign_name>\w+)\s*=\s*(?P<assign_value>(?:[^%'\"]|'[^']*'|\"[^\"]*\")+?)\s*-?%\}\n?",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from flask import Flask
 from flask_flatpages import FlatPages, Page
 
-from blog.content.source import Source, SourceError, decode, split
+from blog.content.source import Source, SourceError, body_of, decode, split
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 IGNORED_SUFFIXES = ("~", ".swp", ".swx", ".tmp", ".part", ".crdownload")
@@ -89,8 +90,18 @@ class PostPages(FlatPages):
         """Render Markdown with the renderer and post-URL resolver the store attached."""
         return self.renderer.render(text, self.resolve_post_url, meta)
 
-    def read(self, relative: str, max_size: int) -> tuple[Source, os.stat_result]:
-        """Read and parse one post file; raise SourceError or OSError when it cannot be used."""
+    def read(self, relative: str, max_size: int) -> tuple[Source, os.stat_result, str]:
+        """Read and parse one post file; return it, its status and digest; raise SourceError or OSError when unusable."""
+        data, status = self._read_bytes(relative, max_size)
+        return split(decode(data, max_size)), status, digest_of(data)
+
+    def read_body(self, relative: str, max_size: int) -> tuple[str, int, str]:
+        """Read one post file's body, its first line and the file's digest, with the checks of ``read`` but no YAML."""
+        data, _ = self._read_bytes(relative, max_size)
+        body, line = body_of(decode(data, max_size))
+        return body, line, digest_of(data)
+
+    def _read_bytes(self, relative: str, max_size: int) -> tuple[bytes, os.stat_result]:
         descriptor = os.open(os.path.join(self.root, relative), _READ_FLAGS)
         try:
             status = os.fstat(descriptor)
@@ -102,13 +113,18 @@ class PostPages(FlatPages):
             os.close(descriptor)
         if len(data) != status.st_size:
             raise FileChanging(f"file changed while being read ({status.st_size:,} bytes expected, {len(data):,} read)")
-        return split(decode(data, max_size)), status
+        return data, status
 
     def page(self, relative: str, source: Source) -> PostPage:
-        """Return the FlatPages page of a post file read by ``read``."""
+        """Return a FlatPages page for a post file's text, made when it is rendered (posts do not keep one)."""
         if self._renderer_wrapper is None:
             self._renderer_wrapper = self._smart_html_renderer(self.config("html_renderer"))
         return PostPage(relative.rsplit(".", 1)[0], source, os.path.dirname(relative), self._renderer_wrapper)
+
+
+def digest_of(data: bytes) -> str:
+    """Return the hex BLAKE2b digest that names one version of a post file's content."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _read_exactly(descriptor: int, size: int) -> bytes:

@@ -47,9 +47,15 @@ class Term:
     slug: str
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Post:
-    """One post as readers see it; built once per version of its file."""
+    """One post as readers see it; built once per version of its file.
+
+    Compact, as 100,000 of them live in every worker: front matter and what listings show. The body is read
+    from the file when it is rendered or searched (as Flask-FlatPages reads its pages) and checked against
+    ``digest``, the hash of the file this post was made from; only when there is no render cache to hold
+    the last good version's HTML (BLOG_CACHE_DIR=off) is the body ``kept`` in memory instead.
+    """
 
     source: str
     url: str
@@ -64,43 +70,45 @@ class Post:
     cover: str | None
     cover_missing: bool
     layout: str | None
-    body: str
     published: bool
     draft: bool
+    words: int  # counted at load: the archive shows every post's reading time
     meta: Mapping[str, Any] = field(repr=False)
-    page: Any = field(repr=False)
     sort_key: tuple[float, str] = field(repr=False)  # (timestamp, source): oldest first, ties by file name
     stem: str = field(repr=False)  # file name without folder and extension, for Jekyll's post_url
-    render: Callable[[str], str] = field(repr=False)
-    render_body: Callable[[Post], str] = field(repr=False)
+    digest: str = field(repr=False)  # BLAKE2b of the file's bytes: the version of its content
+    links: tuple[str, ...] = field(repr=False)  # what its post_url and link tags name: their URLs shape its HTML
+    store: Any = field(repr=False)  # the PostStore that made it: reads and renders its body
     kind: str = "post"  # "page" for a file of the pages folder: served and searched, never listed
     nav: int | float | None = None  # a page's place in the header's navigation (front matter ``nav``)
+    kept: tuple[str, int] | None = field(default=None, repr=False)  # (body, first line), only without a render cache
+    _cache: dict[str, Any] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def body(self) -> str:
+        """Return the Markdown body, read from the post's file (the text there now, if it changed since)."""
+        return self.store.read_body(self)
 
     @property
     def html(self) -> str:
-        """Return the body as HTML, from the store's bounded cache of rendered posts."""
-        return self.render_body(self)
+        """Return the body as HTML, from the store's render caches (in memory, then on disk)."""
+        return self.store.render_body(self)
 
     @property
     def excerpt_html(self) -> str:
-        """Return the excerpt as HTML, rendered once and then cached."""
-        return self._rendered("excerpt_html", self.excerpt_source)
+        """Return the excerpt as HTML, from the store's bounded cache of rendered excerpts."""
+        return self.store.render_excerpt(self)
 
     @property
     def excerpt_source(self) -> str:
-        """Return the excerpt's Markdown: front matter ``excerpt``, else the body's opening (worked out once)."""
-        return self._derived("excerpt_source", lambda: first_text(self.meta, "excerpt") or excerpt_of(self.body, self.meta))
+        """Return the excerpt's Markdown: front matter ``excerpt``, else the body's opening."""
+        return first_text(self.meta, "excerpt") or excerpt_of(self.body, self.meta)
 
     @property
     def description(self) -> str:
         """Return a plain-text summary for meta tags: front matter ``description``, else the excerpt."""
         return self._derived("description", lambda: plain_text(first_text(self.meta, "description", "excerpt")
                                                                or self.excerpt_source))
-
-    @property
-    def words(self) -> int:
-        """Return the number of words in the body, counted once when first asked."""
-        return self._derived("words", lambda: word_count(self.body))
 
     @property
     def reading_minutes(self) -> int:
@@ -116,13 +124,13 @@ class Post:
         """Tell whether the post is dated after ``now`` (a POSIX timestamp)."""
         return self.sort_key[0] > now
 
-    def _rendered(self, name: str, text: str) -> str:
-        return self._derived(name, lambda: self.render(text))
-
     def _derived(self, name: str, compute: Callable[[], Any]) -> Any:
-        # The dataclass is frozen for readers; values derived from it are worked out on first use, once per
-        # post version, so loading 10,000 posts only does what the listings need.
-        cache = self.__dict__.setdefault("_cache", {})
+        # The dataclass is frozen for readers; small values derived from it are worked out on first use, once
+        # per post version, so loading 100,000 posts only does what the listings need.
+        cache = self._cache
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_cache", cache)
         if name not in cache:
             cache[name] = compute()
         return cache[name]
@@ -354,7 +362,7 @@ def term(name: str | None) -> Term | None:
 
 def word_count(text: str) -> int:
     """Return the number of words in Markdown text, ignoring tags."""
-    return len(_TAG.sub(" ", text).split())
+    return len((_TAG.sub(" ", text) if "<" in text else text).split())
 
 
 def dirname(source: str) -> str:

@@ -71,16 +71,33 @@ def decode(data: bytes, max_size: int) -> str:
 
 def split(text: str) -> Source:
     """Split Jekyll front matter (between two '---' lines) from the body and parse it as YAML."""
+    bounds = _front_matter_bounds(text)
+    if bounds is None:
+        return Source({}, text, 1, has_front_matter=False)
+    start, end, body_start = bounds
+    raw = text[start:end]
+    body_line = text.count("\n", 0, body_start) + 1
+    return Source(parse_front_matter(raw), text[body_start:], body_line, has_front_matter=True, front_matter=raw)
+
+
+def body_of(text: str) -> tuple[str, int]:
+    """Return the body of a post file's text and its first line, as ``split`` would, without parsing YAML."""
+    bounds = _front_matter_bounds(text)
+    if bounds is None:
+        return text, 1
+    body_start = bounds[2]
+    return text[body_start:], text.count("\n", 0, body_start) + 1
+
+
+def _front_matter_bounds(text: str) -> tuple[int, int, int] | None:
+    """Return where the front matter starts and ends and where the body starts, or None without front matter."""
     opening = _OPENING.match(text)
     if not opening:
-        return Source({}, text, 1, has_front_matter=False)
+        return None
     closing = _CLOSING.search(text, opening.end())
     if closing is None:
         raise SourceError("front matter opened with '---' on line 1 is never closed with '---'", 1)
-    raw = text[opening.end():closing.start()]
-    body_start = closing.end() + 1 if closing.end() < len(text) else closing.end()
-    body_line = text.count("\n", 0, body_start) + 1
-    return Source(parse_front_matter(raw), text[body_start:], body_line, has_front_matter=True, front_matter=raw)
+    return opening.end(), closing.start(), closing.end() + 1 if closing.end() < len(text) else closing.end()
 
 
 def parse_front_matter(raw: str) -> dict[str, Any]:

@@ -21,18 +21,22 @@ from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 from blog.content import jekyll, post as rules
-from blog.content.markup import Renderer, RenderError, jekyll_site_values, pathological, unknown_liquid_tags
+from blog.content.markup import (
+    Renderer, RenderError, jekyll_site_values, linked_posts, pathological, unknown_liquid_tags,
+)
 from blog.content.pages import FileChanging, PostPages, is_post_file
 from blog.content.cache import PostCache, folder_for, key_of
 from blog.content.parallel import forked_map
+from blog.content.render_cache import EXCERPT, RenderCache
 from blog.content.post import Post, PostError, Term
 from blog.content.source import Source, SourceError
 from blog.logs import printable
 
 log = logging.getLogger("quire.content")
 
-FileKey = tuple[int, int, int]
+FileKey = tuple[int, int, int, int]  # mtime, size, inode, ctime: see cache.key_of
 RENDERED_POSTS_KEPT = 256
+RENDERED_EXCERPTS_KEPT = 2048  # a listing page shows ten; the response cache keeps the pages themselves
 
 
 @dataclass(frozen=True)
@@ -96,14 +100,19 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class _Description:
-    """What reading one file gave: the parts of its Post that are plain data (picklable), and its problems."""
+    """What reading one file gave: the parts of its Post that are plain data (picklable), and its problems.
 
-    source: Source | None = None
+    No body: it is read again from the file when rendered, so neither the forked loaders' pipes nor the
+    post cache carry 100,000 bodies.
+    """
+
+    meta: dict[str, Any] | None = None  # the front matter (over the site's defaults); None: the file gave no post
     fields: dict[str, Any] = field(default_factory=dict)
     problems: tuple[Problem, ...] = ()
     refused: bool = False  # the body is never handed to Markdown (see markup.pathological)
     lasting: bool = True  # follows from the file's content alone, so it may be cached (a read error may not)
-    meta: dict[str, Any] | None = None  # the front matter over the site's defaults, when they add anything
+    cover_line: int | None = None  # where the cover is set, should its file be missing
+    body: tuple[str, int] | None = None  # (body, first line), kept only when there is no render cache
 
 
 @dataclass
@@ -142,20 +151,25 @@ class PostStore:
         self._lock = threading.RLock()
         self._generation = 0
         self.listeners: list[Any] = []
-        pages.renderer = Renderer({**jekyll_site_values(settings.get("BLOG_JEKYLL_CONFIG", "")),
-                                   "baseurl": "", "url": settings["BLOG_URL"], "title": settings["BLOG_TITLE"],
-                                   "description": settings["BLOG_DESCRIPTION"]},
-                                  sanitize=settings.get("BLOG_SANITIZE", False))
+        site_values = {**jekyll_site_values(settings.get("BLOG_JEKYLL_CONFIG", "")), "baseurl": "",
+                       "url": settings["BLOG_URL"], "title": settings["BLOG_TITLE"],
+                       "description": settings["BLOG_DESCRIPTION"]}
+        pages.renderer = Renderer(site_values, sanitize=settings.get("BLOG_SANITIZE", False))
         self._quiet = 0.0
         self._unsettled: set[str] = set()
         self._render_failed: dict[str, Post] = {}  # source -> the version that failed, never rendered again
+        self._fresh: list[Post] = []  # posts changed by this refresh, after the first load
+        self._loaded = False
         pages.resolve_post_url = self.resolve_post_url
         # Rendered bodies are kept for the most visited posts only, so memory stays flat however many
-        # posts a crawler walks through; the response cache holds the finished pages in front of this.
+        # posts a crawler walks through; the response cache holds the finished pages in front of this, and
+        # the render cache on disk (shared by the workers, kept across restarts) behind it.
         self.render_body = functools.lru_cache(maxsize=RENDERED_POSTS_KEPT)(self._render_body)
+        self.render_excerpt = functools.lru_cache(maxsize=RENDERED_EXCERPTS_KEPT)(self._render_excerpt)
         # Pages are a handful of files: reading them is quicker than keeping a cache of them.
         cache_folder = folder_for(settings.get("BLOG_CACHE_DIR", "off")) if kind == "post" else None
         self.cache = PostCache(cache_folder, pages.root, settings) if cache_folder else None
+        self.rendered = RenderCache(cache_folder, site_values, settings, self.resolve_post_url) if cache_folder else None
         self._snapshot = self._build_snapshot()
 
     # Reading -------------------------------------------------------------------------------------
@@ -191,17 +205,55 @@ class PostStore:
         found = self._snapshot.by_stem.get(stem)
         return found.url if found else None
 
-    def _render_body(self, post: Post) -> str:
-        # FlatPages' own renderer wrapper, without Page.html's cache that would keep every post forever.
-        return self._bounded(post, post.body, lambda: post.page.html_renderer(post.page))
+    def read_body(self, post: Post) -> str:
+        """Return a post's Markdown body, read from its file: the text there now, if the file changed since."""
+        return self.read_source(post)[0]
 
-    def _render_text(self, relative: str, meta: dict[str, Any], text: str) -> str:
-        post = self._files[relative].post if relative in self._files else None
-        if post is None or post.meta is not meta:
-            return self.pages.render_markdown(text, meta=meta)  # a version not (or no longer) in the store
-        if text == post.body:  # an excerpt that is the whole post: render it once
-            return self.render_body(post)
-        return self._bounded(post, text, lambda: self.pages.render_markdown(text, meta=meta))
+    def read_source(self, post: Post) -> tuple[str, int, bool]:
+        """Return the body on disk, its first line, and whether it is still the version ``post`` was made from."""
+        if post.kept is not None:
+            return (*post.kept, True)
+        try:
+            body, line, digest = self.pages.read_body(post.source, self.settings["BLOG_MAX_POST_SIZE"])
+        except (OSError, SourceError):  # gone or broken since: the watcher drops or reports it
+            return "", 1, False
+        # A different digest means the file changed and the watcher has not reloaded it yet (or cannot: a
+        # broken file keeps its last good post). The text on disk is used, never an older one from a cache.
+        return body, line, digest == post.digest
+
+    def _render_body(self, post: Post) -> str:
+        rendered = self.rendered.get(post) if self.rendered else None
+        if rendered is not None:
+            return rendered
+        body, line, current = self.read_source(post)
+        # FlatPages' own renderer wrapper, on a page made for this render only: kept, it would hold the body.
+        page = self.pages.page(post.source, Source(post.meta, body, line, has_front_matter=True))  # type: ignore[arg-type]
+        html = self._bounded(post, body, lambda: page.html_renderer(page))
+        if self.rendered and current and self._render_failed.get(post.source) is not post:
+            self.rendered.put(post, html)
+        return html
+
+    def _render_excerpt(self, post: Post) -> str:
+        rendered = self.rendered.get(post, EXCERPT) if self.rendered else None
+        if rendered is not None:
+            return rendered
+        text, current = rules.first_text(post.meta, "excerpt"), True
+        if text is None:
+            body, _, current = self.read_source(post)
+            text = rules.excerpt_of(body, post.meta)
+            if text == body:  # an excerpt that is the whole post: render it once
+                return self.render_body(post)
+        if not text:
+            return ""
+        html = self._bounded(post, text, lambda: self.pages.render_markdown(text, meta=post.meta))
+        if self.rendered and current and self._render_failed.get(post.source) is not post:
+            self.rendered.put(post, html, EXCERPT)
+        return html
+
+    def _render_into_cache(self, post: Post) -> None:
+        """Render a post's body and excerpt, which puts them into the render cache (the background filler's job)."""
+        self.render_body(post)
+        self.render_excerpt(post)
 
     def _bounded(self, post: Post, text: str, render: Callable[[], str]) -> str:
         """Return ``render()``, or ``text`` escaped if this version of the post failed to render (now or before)."""
@@ -234,12 +286,16 @@ class PostStore:
         """Read every post file (the first time) or every changed one (later): a full rescan."""
         # Loading allocates a few objects per post and keeps them all; the cyclic collector would rescan the
         # growing heap again and again for nothing. Freezing afterwards also keeps forked workers' pages shared.
+        first = not self._files
         gc.disable()
         try:
             self.refresh(None)
         finally:
             gc.enable()
             gc.freeze()
+        self._loaded = True
+        if first and self.rendered:
+            self.rendered.fill(lambda: self._snapshot.posts, self._render_into_cache)
 
     def refresh(self, relatives: Iterable[str] | None = None, quiet: float = 0.0) -> bool:
         """Re-read the given files (or rescan all), and publish a new snapshot if anything changed.
@@ -266,7 +322,13 @@ class PostStore:
                     changed |= self._refresh_one(relative, extensions)
             if changed:
                 self._publish(self._build_snapshot())
-            return changed
+            fresh, self._fresh = self._fresh, []
+        for post in fresh:  # after publishing, so the render never delays a change showing
+            if self.rendered is not None and not self.rendered.has(post):
+                # Rendered now, while its file is as it was read: should the next edit break the file, the
+                # render cache still holds this version for the last good post to show.
+                self._render_into_cache(post)
+        return changed
 
     def _describe_all(self, listed: list[tuple[str, os.stat_result]]) -> list[_Description]:
         """Describe every listed file: from the cache when it is unchanged, else read on all cores."""
@@ -314,7 +376,7 @@ class PostStore:
             return unsettled
 
     def _update(self, relative: str, status: os.stat_result, description: _Description | None = None) -> bool:
-        key = (status.st_mtime_ns, status.st_size, status.st_ino)
+        key = key_of(status)  # ctime too: an edit that keeps size and mtime is still noticed
         previous = self._files.get(relative)
         if previous is not None and previous.key == key:
             return False
@@ -322,6 +384,8 @@ class PostStore:
             self._unsettled.add(relative)
             return False
         post, problems = self._attach(relative, description or self._describe(relative))
+        if post is not None and self._loaded:
+            self._fresh.append(post)
         last_good = post or (previous.post or previous.last_good if previous else None)
         if post is None and last_good is not None:
             problems = (*problems, Problem(relative, "warning", "stale",
@@ -336,8 +400,8 @@ class PostStore:
     def _describe(self, relative: str) -> _Description:
         """Read one file and work out its post, as plain data: it may be computed in a forked loader process."""
         try:
-            source, status = self.pages.read(relative, self.settings["BLOG_MAX_POST_SIZE"])
-            return self._describe_post(relative, source, status)
+            source, status, digest = self.pages.read(relative, self.settings["BLOG_MAX_POST_SIZE"])
+            return self._describe_post(relative, source, status, digest)
         except FileChanging as error:
             return _Description(problems=(Problem(relative, "warning", "changing", error.message),), lasting=False)
         except SourceError as error:
@@ -351,27 +415,24 @@ class PostStore:
                                 lasting=False)
 
     def _attach(self, relative: str, description: _Description) -> tuple[Post | None, tuple[Problem, ...]]:
-        """Make the Post a description gives, bound to this store's renderer and caches."""
-        source = description.source
-        if source is None:
+        """Make the Post a description gives, bound to this store's reader, renderer and caches."""
+        if description.meta is None:
             return None, description.problems
         problems = description.problems
         cover = description.fields["cover"]
         cover_missing = bool(cover) and self._cover_missing(cover)  # looked at each time: static/ changes on its own
         if cover_missing:
             problems += (Problem(relative, "warning", "missing-cover", f"cover {cover!r} does not exist under static/",
-                                 _key_line(source, "cover", "image")),)
-        meta = source.meta if description.meta is None else description.meta
-        post = Post(**description.fields, cover_missing=cover_missing, body=source.body, meta=meta,
-                    page=self.pages.page(relative, source), render=functools.partial(self._render_text, relative, meta),
-                    render_body=self.render_body)
+                                 description.cover_line),)
+        post = Post(**description.fields, cover_missing=cover_missing, meta=description.meta, store=self,
+                    kept=description.body)
         if description.refused:
             self._render_failed[relative] = post  # never handed to Markdown
         return post, problems
 
-    def _describe_post(self, relative: str, source: Source, status: os.stat_result) -> _Description:
+    def _describe_post(self, relative: str, source: Source, status: os.stat_result, digest: str) -> _Description:
         if self.kind == "page":
-            return self._describe_page(relative, source, status)
+            return self._describe_page(relative, source, status, digest)
         separator = self.settings.get("BLOG_EXCERPT_SEPARATOR", rules.DEFAULT_EXCERPT_SEPARATOR)
         meta = self.jekyll.post_meta(relative, source.meta,
                                      "" if separator == rules.DEFAULT_EXCERPT_SEPARATOR else separator)
@@ -443,10 +504,19 @@ class PostStore:
             "published": published, "draft": not published,
             "sort_key": (date.timestamp(), relative), "stem": name.rsplit(".", 1)[0],
         }
-        return _Description(source, fields, tuple(problems), refused is not None,
-                            meta=None if meta is source.meta else dict(meta))
+        return self._description(source, meta if meta is source.meta else dict(meta), fields, problems, refused,
+                                 digest)
 
-    def _describe_page(self, relative: str, source: Source, status: os.stat_result) -> _Description:
+    def _description(self, source: Source, meta: dict[str, Any], fields: dict[str, Any], problems: list[Problem],
+                     refused: str | None, digest: str) -> _Description:
+        """Return what a file gave, with the little a post keeps of its body: word count, digest, links."""
+        fields.update(words=rules.word_count(source.body), digest=digest, links=linked_posts(source.body))
+        # Without a render cache, a broken edit could only show the last good version from a body kept here.
+        kept = None if self.rendered else (source.body, source.body_line)
+        cover_line = _key_line(source, "cover", "image") if fields["cover"] else None
+        return _Description(meta, fields, tuple(problems), refused is not None, cover_line=cover_line, body=kept)
+
+    def _describe_page(self, relative: str, source: Source, status: os.stat_result, digest: str) -> _Description:
         """Work out a page: served at its path or ``permalink``, undated, and never in listings or feeds."""
         meta = source.meta
         if self.jekyll_pages and not source.has_front_matter:
@@ -492,7 +562,7 @@ class PostStore:
             # Never "in the future": a page's date says when it changed, not when to show it.
             "sort_key": (0.0, relative), "stem": name, "kind": "page", "nav": nav,
         }
-        return _Description(source, fields, tuple(problems), refused is not None)
+        return self._description(source, meta, fields, problems, refused, digest)
 
     def _cover_missing(self, cover: str) -> bool:
         if "://" in cover or cover.startswith("//") or cover.startswith("data:"):

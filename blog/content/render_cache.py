@@ -1,0 +1,245 @@
+"""Rendered post bodies on disk, shared by every worker and kept across restarts: each version rendered once.
+
+The API, for the store and for ``blog freeze``::
+
+    cache = store.rendered                 # None when BLOG_CACHE_DIR is off
+    html = cache.get(post)                 # the body's HTML, or None when it was never rendered
+    cache.put(post, html)                  # keep it for every process of this site
+    cache.get(post, EXCERPT) / cache.put(post, html, EXCERPT)    # the same for the listing excerpt
+
+An entry's key is a hash of the post file's content (``post.digest``: front matter and body, so Liquid's
+``page`` values too), the URLs its ``post_url`` and ``link`` tags resolve to now, and what kind of HTML it
+is; the folder it lives in is named after a fingerprint of everything else rendering depends on (Quire's
+content code, Python-Markdown, Pygments and nh3 versions, the site values and BLOG_SANITIZE). A changed
+file, moved link target or new release therefore never meets an old entry. Each entry is one file,
+``rendered-FINGERPRINT/ab/KEY.html``, written to a temporary file and renamed into place, beginning with a
+line that names its fingerprint, key and the hash of the HTML after it.
+
+An entry is served as HTML, so it is trusted only as the post cache is: the folders must belong to this
+user and not be writable by others, an entry file must belong to this user and be writable by nobody else;
+a torn or foreign file (its first line does not match, or the hash of its HTML does not) is not used.
+
+After the first load, one detached process per start (nice 19, and only one at a time for a cache folder,
+by a lock file) renders every post the cache lacks, newest first, so that a crawler finds bodies ready; it
+stops when the server that started it exits, and removes entries no current post wants after a month.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import markdown
+import pygments
+
+from blog.content.cache import remove_abandoned, unsafe
+from blog.content.parallel import may_fork, reap
+
+log = logging.getLogger("quire.content")
+
+FORMAT = 1
+BODY, EXCERPT = "body", "excerpt"
+UNWANTED_SECONDS = 30 * 24 * 3600.0  # entries no current post wants are removed once this old
+_CODE = Path(__file__).resolve().parent
+_MAGIC = b"quire-render"
+
+
+class RenderCache:
+    """One site's rendered bodies: a folder of files named by content hash (see the module docstring)."""
+
+    def __init__(self, folder: str, site_values: Mapping[str, Any], settings: Mapping[str, Any],
+                 resolve_post_url: Callable[[str], str | None]):
+        self.fingerprint = _fingerprint(site_values, settings)
+        self.folder = os.path.join(folder, f"rendered-{self.fingerprint[:16]}")
+        self.parent = folder
+        self.resolve_post_url = resolve_post_url
+        self._trusted: tuple[int, bool] | None = None  # (pid, the folders were safe) for this process
+        self._warned = False
+
+    def key(self, post: Any, kind: str = BODY) -> str:
+        """Return the entry key of one kind of HTML of one version of a post, given today's link targets."""
+        digest = hashlib.blake2b(f"{kind}\0{post.digest}".encode(), digest_size=16)
+        for name in post.links:  # almost always none: then the file's content alone decides
+            digest.update(f"\0{name}\0{self.resolve_post_url(name) or ''}".encode())
+        return digest.hexdigest()
+
+    def path(self, key: str) -> str:
+        """Return the file of an entry."""
+        return os.path.join(self.folder, key[:2], f"{key}.html")
+
+    def get(self, post: Any, kind: str = BODY) -> str | None:
+        """Return the cached HTML of ``post``, or None when absent, unsafe, torn or another fingerprint's."""
+        if not self._folders_safe():
+            return None
+        key = self.key(post, kind)
+        try:
+            descriptor = os.open(self.path(key), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            self._refuse(self.path(key), error.strerror or str(error))
+            return None
+        with open(descriptor, "rb") as handle:
+            trouble = unsafe(os.fstat(handle.fileno()), folder=False)
+            if trouble:
+                self._refuse(self.path(key), trouble)
+                return None
+            data = handle.read()
+        header, _, html = data.partition(b"\n")
+        if header != self._header(key, html):
+            self._refuse(self.path(key), "torn, or written for another version or settings")
+            return None
+        return html.decode("utf-8")
+
+    def has(self, post: Any, kind: str = BODY) -> bool:
+        """Tell whether an entry for ``post`` exists (without reading or checking it)."""
+        return os.path.exists(self.path(self.key(post, kind)))
+
+    def put(self, post: Any, html: str, kind: str = BODY) -> None:
+        """Keep ``html`` as the rendering of ``post``; a cache that cannot be written is only logged."""
+        key = self.key(post, kind)
+        data = html.encode("utf-8")
+        try:
+            os.makedirs(os.path.join(self.folder, key[:2]), mode=0o700, exist_ok=True)
+            handle = tempfile.NamedTemporaryFile(dir=self.folder, prefix=".render-", suffix=".tmp", delete=False)
+            try:
+                with handle:
+                    handle.write(self._header(key, data) + b"\n" + data)
+                os.replace(handle.name, self.path(key))  # readers see no entry or a whole one
+            except BaseException:
+                os.unlink(handle.name)
+                raise
+        except OSError as error:
+            if not self._warned:
+                log.warning("cannot write the render cache %s: %s", self.folder, error.strerror or error)
+                self._warned = True
+
+    def fill(self, posts: Callable[[], Iterable[Any]], render: Callable[[Any], None]) -> None:
+        """Render every post the cache lacks, in a detached low-priority process; nothing when this one may not fork."""
+        if not may_fork():
+            return
+        server = os.getpid()
+        try:
+            child = os.fork()
+        except OSError:
+            return
+        if child:
+            reap(child)  # the child only forks the filler and leaves
+            return
+        code = 0
+        try:
+            if os.fork() == 0:  # the filler, adopted by init
+                devnull = os.open(os.devnull, os.O_RDWR)
+                os.dup2(devnull, 0)
+                os.dup2(devnull, 1)
+                os.nice(19)  # serving comes first, always
+                self._fill(server, posts, render)
+        except BaseException:  # noqa: BLE001 - never let the parent's code run on in a forked copy
+            code = 1
+        finally:
+            os._exit(code)
+
+    def _fill(self, server: int, posts: Callable[[], Iterable[Any]], render: Callable[[Any], None]) -> None:
+        os.makedirs(self.folder, mode=0o700, exist_ok=True)
+        if not self._folders_safe():
+            return
+        with open(os.path.join(self.folder, "fill.lock"), "ab") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # a restart's filler waits for the last one, which stops soon
+            wanted = set()
+            for post in posts():
+                if not _alive(server):
+                    return  # the server stopped: so does its filler
+                wanted.add(f"{self.key(post)}.html")
+                wanted.add(f"{self.key(post, EXCERPT)}.html")
+                if not self.has(post):
+                    render(post)
+            remove_abandoned(self.folder, ".render-")
+            self._remove_unwanted(wanted)
+
+    def _remove_unwanted(self, wanted: set[str]) -> None:
+        """Delete entries no current post wants after UNWANTED_SECONDS, and other fingerprints' folders as old."""
+        cutoff = time.time() - UNWANTED_SECONDS
+        for entry in os.scandir(self.folder):
+            if entry.is_dir(follow_symlinks=False):
+                for file in os.scandir(entry.path):
+                    if file.name not in wanted and _older(file, cutoff):
+                        _unlink(file.path)
+        for entry in os.scandir(self.parent):
+            if entry.name.startswith("rendered-") and entry.path != self.folder and _older(entry, cutoff):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+    def _header(self, key: str, html: bytes) -> bytes:
+        return b" ".join((_MAGIC, str(FORMAT).encode(), self.fingerprint.encode(), key.encode(),
+                          hashlib.blake2b(html, digest_size=16).hexdigest().encode()))
+
+    def _folders_safe(self) -> bool:
+        """Check, once per process, that the cache folder and this fingerprint's folder are only ours to write."""
+        if self._trusted is not None and self._trusted[0] == os.getpid():
+            return self._trusted[1]
+        trouble = ""
+        for folder in (self.parent, self.folder):
+            try:
+                trouble = unsafe(os.stat(folder), folder=True)
+            except FileNotFoundError:
+                break  # nothing cached yet: put makes the folders, ours and private
+            except OSError as error:
+                trouble = error.strerror or str(error)
+            if trouble:
+                self._refuse(folder, trouble)
+                break
+        if trouble or os.path.isdir(self.folder):  # until the folder exists, look again next time
+            self._trusted = (os.getpid(), not trouble)
+        return not trouble
+
+    def _refuse(self, path: str, why: str) -> None:
+        log.warning("not using the render cache %s: %s", path, why)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # the pid was reused by another user's process
+        return False
+    return True
+
+
+def _older(entry: os.DirEntry[str], cutoff: float) -> bool:
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime < cutoff
+    except OSError:
+        return False
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _fingerprint(site_values: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
+    """Return a digest of everything besides a post's file and link targets that decides its HTML."""
+    digest = hashlib.sha256()
+    for path in sorted(_CODE.glob("*.py")):
+        digest.update(path.read_bytes())
+    try:
+        import nh3  # only if installed; it matters only with BLOG_SANITIZE
+
+        sanitizer = getattr(nh3, "__version__", "present")
+    except ImportError:
+        sanitizer = "absent"
+    parts = (FORMAT, markdown.__version__, pygments.__version__, sanitizer,
+             sorted((str(key), repr(value)) for key, value in site_values.items()),
+             repr(settings.get("BLOG_SANITIZE")), repr(settings.get("BLOG_EXTENSIONS")))
+    digest.update(repr(parts).encode())
+    return digest.hexdigest()
