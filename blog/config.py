@@ -199,6 +199,11 @@ SETTINGS = (
     Setting("BLOG_WATCH", "auto", _watch, "How workers notice changed posts: auto, inotify, poll or off."),
     Setting("BLOG_POLL_INTERVAL_MS", 500, _positive_int, "Folder scan interval when watching by polling."),
     Setting("BLOG_CACHE_SECONDS", 60, _non_negative_int, "max-age sent with pages and feeds (0 to tell proxies not to cache)."),
+    Setting("BLOG_KRAMDOWN_LISTS", False, _flag,
+            "Nest lists indented two spaces (to the item's text) as kramdown does; on by default for a Jekyll site."),
+    Setting("BLOG_SMART_QUOTES", False, _flag,
+            "Typographic quotes, dashes and ellipses (Python-Markdown's smarty), as kramdown makes them; on by default "
+            "for a Jekyll site."),
     Setting("BLOG_SANITIZE", False, _flag,
             "Clean rendered post bodies with nh3 (no scripts, event handlers, styles or javascript: links), for posts from untrusted authors."),
     Setting("BLOG_RESPONSE_CACHE_ENTRIES", 4096, _non_negative_int, "Finished responses kept in memory per worker (0 turns the cache off)."),

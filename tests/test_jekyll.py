@@ -395,3 +395,22 @@ def test_site_files_are_served_only_for_a_site_folder(make_app, write_post, post
     (posts_dir / "images").mkdir()
     (posts_dir / "images/x.png").write_bytes(b"png")
     assert make_app().test_client().get("/images/x.png").status_code == 404
+
+
+def test_kramdown_habits_are_on_for_a_jekyll_site_and_switchable(site: Path, make_site: MakeSite) -> None:
+    post(site, "_posts/2020-01-01-a.md", body='"Quoted" -- and `"code" --`\n\n- a\n  - nested\n')
+
+    def rendered(app: Flask) -> BeautifulSoup:
+        return BeautifulSoup(app.extensions["quire"].snapshot.posts[0].html, "html.parser")
+
+    html = rendered(make_site())
+    assert html.p.get_text() == "\u201cQuoted\u201d \u2013 and \"code\" --"  # code is left alone
+    assert html.select("ul > li > ul > li")[0].get_text() == "nested"
+    html = rendered(make_site(BLOG_KRAMDOWN_LISTS="0", BLOG_SMART_QUOTES="off"))
+    assert html.p.get_text() == '"Quoted" -- and "code" --' and not html.select("ul ul")
+
+
+def test_a_plain_posts_folder_keeps_python_markdowns_habits(make_app, write_post) -> None:  # type: ignore[no-untyped-def]
+    write_post("a.md", '"Quoted"\n\n- a\n  - flat\n', title="A")
+    html = BeautifulSoup(make_app().extensions["quire"].snapshot.posts[0].html, "html.parser")
+    assert html.p.get_text() == '"Quoted"' and not html.select("ul ul")

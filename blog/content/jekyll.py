@@ -309,8 +309,17 @@ def configure(settings: dict[str, Any], given: Iterable[str]) -> dict[str, Any]:
             raise ConfigError(f"{config_path}: {error} (from the _config.yml; set {name} to override it)") from None
     if "BLOG_PERMALINK" not in given:
         settings["BLOG_PERMALINK"] = site.template(str(site.config.get("permalink") or "date"))  # Jekyll's default
+    for name in ("BLOG_KRAMDOWN_LISTS", "BLOG_SMART_QUOTES"):  # kramdown's habits, on for a Jekyll site
+        if name not in given:
+            settings[name] = True
     settings["JEKYLL_SITE"] = site
     return settings
+
+
+def markdown_dialect(settings: Mapping[str, Any]) -> tuple[str, ...]:
+    """Return the Python-Markdown extensions that bring Markdown closer to kramdown, as the settings ask."""
+    return ((("blog.content.kramdown",) if settings.get("BLOG_KRAMDOWN_LISTS") else ())
+            + (("markdown.extensions.smarty",) if settings.get("BLOG_SMART_QUOTES") else ()))
 
 
 # Categories ---------------------------------------------------------------------------------------

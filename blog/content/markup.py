@@ -66,8 +66,10 @@ class RenderError(Exception):
 class Renderer:
     """Render post bodies within a time budget; Markdown objects are not thread-safe, so each render takes its own."""
 
-    def __init__(self, site_values: Mapping[str, Any], sanitize: bool = False, budget: float = RENDER_SECONDS):
+    def __init__(self, site_values: Mapping[str, Any], sanitize: bool = False, budget: float = RENDER_SECONDS,
+                 extensions: tuple[str, ...] = ()):
         self._site_values = dict(site_values)
+        self._extensions = extensions  # more Python-Markdown extensions, by name (the Jekyll dialect's)
         self.sanitize = sanitize
         self.budget = budget
         self._engines: list[markdown.Markdown] = []
@@ -209,12 +211,12 @@ class Renderer:
             return page_values[key]
         return _MISSING
 
-    @staticmethod
-    def _engine() -> markdown.Markdown:
+    def _engine(self) -> markdown.Markdown:
         return markdown.Markdown(
             extension_configs=EXTENSION_CONFIGS,
             extensions=[
                 *EXTENSIONS,
+                *self._extensions,
                 CodeHiliteExtension(css_class="highlight", guess_lang=False),
                 TocExtension(permalink="#", permalink_class="anchor", permalink_title="Link to this section"),
             ],

@@ -154,7 +154,8 @@ class PostStore:
         site_values = {**jekyll_site_values(settings.get("BLOG_JEKYLL_CONFIG", "")), "baseurl": "",
                        "url": settings["BLOG_URL"], "title": settings["BLOG_TITLE"],
                        "description": settings["BLOG_DESCRIPTION"]}
-        pages.renderer = Renderer(site_values, sanitize=settings.get("BLOG_SANITIZE", False))
+        pages.renderer = Renderer(site_values, sanitize=settings.get("BLOG_SANITIZE", False),
+                                  extensions=jekyll.markdown_dialect(settings))
         self._quiet = 0.0
         self._unsettled: set[str] = set()
         self._render_failed: dict[str, Post] = {}  # source -> the version that failed, never rendered again
