@@ -414,3 +414,12 @@ def test_a_plain_posts_folder_keeps_python_markdowns_habits(make_app, write_post
     write_post("a.md", '"Quoted"\n\n- a\n  - flat\n', title="A")
     html = BeautifulSoup(make_app().extensions["quire"].snapshot.posts[0].html, "html.parser")
     assert html.p.get_text() == '"Quoted"' and not html.select("ul ul")
+
+
+def test_the_render_cache_on_disk_keeps_the_dialects_apart(site: Path, make_site: MakeSite, tmp_path: Path) -> None:
+    post(site, "_posts/2020-01-01-a.md", body='"Quoted"')
+    cache = str(tmp_path / "cache")
+    first = make_site(BLOG_CACHE_DIR=cache).extensions["quire"].snapshot.posts[0].html
+    second = make_site(BLOG_CACHE_DIR=cache, BLOG_SMART_QUOTES="0").extensions["quire"].snapshot.posts[0].html
+    assert "\u201cQuoted\u201d" in first or "&ldquo;Quoted&rdquo;" in first
+    assert '"Quoted"' in second

@@ -240,6 +240,8 @@ def _fingerprint(site_values: Mapping[str, Any], settings: Mapping[str, Any]) ->
         sanitizer = "absent"
     parts = (FORMAT, markdown.__version__, pygments.__version__, sanitizer,
              sorted((str(key), repr(value)) for key, value in site_values.items()),
-             repr(settings.get("BLOG_SANITIZE")), repr(settings.get("BLOG_EXTENSIONS")))
+             repr(settings.get("BLOG_SANITIZE")), repr(settings.get("BLOG_EXTENSIONS")),
+             repr(settings.get("BLOG_KRAMDOWN_LISTS")), repr(settings.get("BLOG_SMART_QUOTES")),
+             getattr(settings.get("JEKYLL_SITE"), "fingerprint", ""))  # its defaults: page values
     digest.update(repr(parts).encode())
     return digest.hexdigest()
