@@ -192,3 +192,15 @@ def test_a_new_post_shows_through_the_proxy_within_the_cache_time(stack: Stack) 
     eventually(lambda: "Fresh from the press" in index_titles(), timeout=CACHE_SECONDS + 5, interval=0.05)
     assert time.monotonic() - written < CACHE_SECONDS + 3  # 2 s of slack for a loaded test machine
     assert stack.get("/posts/fresh/")[0] == 200
+
+
+@pytest.mark.parametrize("path", ["/static/css/pygments-light.css", "/static/css/pygments-light.css?v=1",
+                                  "/assets/pixel.svg", "/assets/missing.png", "/posts/hello/", "/nowhere/"])
+def test_files_nginx_serves_itself_carry_the_security_headers(stack: Stack, path: str) -> None:
+    from blog.security import HEADERS
+
+    status, headers, _ = stack.get(path)
+    assert status in {200, 404}
+    for name, value in HEADERS.items():
+        assert headers.get(name.lower()) == value, (path, name)  # once, and Quire's value exactly
+    assert "x-quire-cache" not in headers
