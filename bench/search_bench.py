@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from blog import create_app  # noqa: E402
+from blog import create_app, search  # noqa: E402
 
 SYLLABLES = "ka ri to mo ne sa lu vi de po ga te shi ra no bu ke mi zo ha".split()
 TECH = ("python generator iterator yield lazy memory cache server request response thread process worker socket "
@@ -58,6 +58,38 @@ def generate(folder: Path, count: int, words: list[str], seed: int = 7) -> None:
         text = (f"---\ntitle: {title} {number}\ndate: {year}-{month:02d}-{day:02d}\ncategories: [{rng.choice(TECH)}]\n"
                 f"tags: [{tags}]\n---\n\n" + "\n\n".join(paragraphs) + "\n")
         (folder / f"{year}-{month:02d}-{day:02d}-post-{number}.md").write_text(text, encoding="utf-8")
+
+
+def hostile_queries(words: list[str]) -> dict[str, str]:
+    """Return the costliest queries a reader can type, by what makes them costly."""
+    letters = "tasmirokdpgnbhlvecz"
+    return {
+        "one word": words[0],
+        "16 one-letter prefixes (t* a* s* ...)": " ".join(f"{letter}*" for letter in letters[:16]),
+        "16 two-letter prefixes (ka* ri* ...)": " ".join(f"{syllable}*" for syllable in SYLLABLES[:16]),
+        "16 common words": " ".join(words[:16]),
+        "16 words no post has together": " ".join(words[:8] + words[-8:]),
+    }
+
+
+def compare_bounds(run: Callable[[str], object], queries: dict[str, str]) -> dict[str, tuple[float, float]]:
+    """Return each query's median time with the query bounds as served and with them lifted, runs interleaved."""
+    bounds = {"MAX_QUERY_TERMS": 16, "MAX_PREFIX_TERMS": 16, "MIN_PREFIX_CHARS": 1}  # the limits before the bound
+    served = {name: getattr(search, name) for name in bounds}
+    figures = {}
+    for label, query in queries.items():
+        timings: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(5):
+            for bounded in (True, False):
+                for name, value in (served if bounded else bounds).items():
+                    setattr(search, name, value)
+                start = time.perf_counter()
+                run(query)
+                timings[bounded].append((time.perf_counter() - start) * 1000)
+        figures[label] = (statistics.median(timings[True]), statistics.median(timings[False]))
+    for name, value in served.items():
+        setattr(search, name, value)
+    return figures
 
 
 def latencies(run: Callable[[str], object], queries: list[str]) -> tuple[float, float]:
@@ -103,6 +135,7 @@ def main() -> None:
             median, p99 = latencies(lambda query: index.search(query, 1, 10), queries)
         client = app.test_client()
         page_median, page_p99 = latencies(lambda query: client.get("/search", query_string={"q": query}), queries)
+        hostile = compare_bounds(lambda q: client.get("/search", query_string={"q": q}), hostile_queries(words))
 
         victim = next(posts.glob("*-post-5000.md"))
         victim.write_text(victim.read_text(encoding="utf-8") + "\nA freshly added zeppelin.\n", encoding="utf-8")
@@ -120,6 +153,10 @@ def main() -> None:
           f"SQLite database {pages * page_size / 2**20:.0f} MB")
     print(f"query (index, top 10 with snippets): median {median:.2f} ms, p99 {p99:.2f} ms")
     print(f"GET /search (uncached, rendered page): median {page_median:.2f} ms, p99 {page_p99:.2f} ms")
+    print("GET /search of the costliest inputs, bounded (as served) vs unbounded (16 terms, any prefix), "
+          "interleaved, median of 5:")
+    for name, (bounded, unbounded) in hostile.items():
+        print(f"  {name}: {bounded:.1f} ms vs {unbounded:.1f} ms ({unbounded / bounded:.1f}x)")
 
 
 if __name__ == "__main__":

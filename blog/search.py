@@ -9,7 +9,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from markupsafe import Markup, escape
 
@@ -21,7 +21,12 @@ from blog.views import PageNumbers, cacheable
 bp = Blueprint("search", __name__)
 
 MAX_QUERY_CHARS = 200  # longer input is cut, not refused: a pasted paragraph still gets a results page
-MAX_QUERY_TERMS = 16
+# What bounds a query's cost (figures in docs/benchmarks.md): every term, and a prefix most of all, merges the
+# lists of posts of every indexed word it matches. The prefix indexes hold 2- and 3-letter prefixes, so a
+# one-letter prefix (t*) would scan every word starting with that letter: it is searched as the whole word.
+MAX_QUERY_TERMS = 8
+MAX_PREFIX_TERMS = 3  # later words ending in * are searched as whole words
+MIN_PREFIX_CHARS = 2
 TITLE_WEIGHT, EXCERPT_WEIGHT, BODY_WEIGHT = 10.0, 3.0, 1.0
 SNIPPET_TOKENS = 24
 # Private-use characters mark the highlights inside SQLite, so that the text around them can be escaped
@@ -69,14 +74,17 @@ def fts_query(text: str, any_term: bool = False) -> str | None:
     if len(pieces) % 2 == 0:  # an odd number of quotes: the last one opens nothing
         pieces[-2:] = [pieces[-2] + " " + pieces[-1]]
     terms: list[str] = []
+    prefixes = 0
     for index, piece in enumerate(pieces):
         chunks = [piece] if index % 2 else piece.split()  # inside quotes the whole piece is one phrase
         for chunk in chunks:
             words = _WORD.findall(chunk)
-            if words:
-                prefix = " *" if chunk.rstrip().endswith("*") else ""
-                terms.append('"' + " ".join(words) + '"' + prefix)
-    return (" OR " if any_term else " ").join(terms[:MAX_QUERY_TERMS]) or None
+            if words and len(terms) < MAX_QUERY_TERMS:
+                prefix = (chunk.rstrip().endswith("*") and len(words[-1]) >= MIN_PREFIX_CHARS
+                          and prefixes < MAX_PREFIX_TERMS)
+                prefixes += prefix
+                terms.append('"' + " ".join(words) + '"' + (" *" if prefix else ""))
+    return (" OR " if any_term else " ").join(terms) or None
 
 
 def _safe(text: str) -> Markup:
@@ -206,7 +214,15 @@ def _create_index(state: BlueprintSetupState) -> None:
 @bp.route("/search")
 def results() -> Response:
     """Show the posts matching ?q=, best first, a page at a time; any input gives a normal page."""
-    text = request.args.get("q", "")[:MAX_QUERY_CHARS]
+    typed = request.args.get("q", "")
+    text = typed[:MAX_QUERY_CHARS]
     page_number = max(1, request.args.get("page", 1, type=int) or 1)
+    canonical = {"q": typed} if "q" in request.args else {}  # ?q= is the form sent empty
+    if page_number > 1:
+        canonical["page"] = str(page_number)
+    if request.args.to_dict(flat=False) != {name: [value] for name, value in canonical.items()}:
+        # One URL per results page, so the response cache keeps each once: any other parameter, a repeated
+        # one or page=1 is sent there (a cheap redirect) instead of running the search under a new key.
+        return redirect(url_for("search.results", **canonical), 301)
     found = index().search(text, page_number, current_app.config["BLOG_PER_PAGE"]) if text.strip() else None
     return cacheable(render_template("search.html", query=text, results=found))

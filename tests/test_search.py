@@ -129,7 +129,11 @@ def test_any_input_gives_a_normal_results_page(corpus: Flask, query: str) -> Non
     ("gener*", '"gener" *'),
     ('"lazy eval*"', '"lazy eval" *'),
     ("NOT x OR y", '"NOT" "x" "OR" "y"'),
-    ('x "a b" c*', '"x" "a b" "c" *'),
+    ('x "a b" c*', '"x" "a b" "c"'),  # a one-letter prefix is searched as the whole word
+    ('x "a b" cd*', '"x" "a b" "cd" *'),
+    ("t* a* s*", '"t" "a" "s"'),
+    ("ab* cd* ef* gh* ij*", '"ab" * "cd" * "ef" * "gh" "ij"'),  # three prefixes at most
+    (" ".join(f"w{number}" for number in range(20)), " ".join(f'"w{number}"' for number in range(8))),
     ("e-mail", '"e mail"'),
     ("title:foo", '"title foo"'),
     ('"" * ()', None),
@@ -140,7 +144,7 @@ def test_queries_become_quoted_fts_terms(typed: str, expected: str | None) -> No
 
 
 def test_any_term_query_joins_the_same_terms_with_or() -> None:
-    assert fts_query('x "a b" c*', any_term=True) == '"x" OR "a b" OR "c" *'
+    assert fts_query('x "a b" cd*', any_term=True) == '"x" OR "a b" OR "cd" *'
     assert fts_query("solo", any_term=True) == fts_query("solo")
 
 
@@ -156,10 +160,11 @@ def test_pagination(make_app: AppFactory, write_post: WritePost) -> None:
     third = results(client, "needle", page="3")
     assert len(third.select(".search-hit")) == 3
     assert third.head.find("link", rel="prev")["href"] == "https://blog.example.com/search?q=needle&page=2"
-    everything = [title for number in ("1", "2", "3") for title in titles(results(client, "needle", page=number))]
+    everything = titles(first) + [title for number in ("2", "3") for title in titles(results(client, "needle", page=number))]
     assert sorted(everything) == sorted(f"Match {number}" for number in range(23))
     assert client.get("/search?q=needle&page=4").status_code == 404
-    assert titles(results(client, "needle", page="nonsense")) == titles(first)
+    nonsense = client.get("/search?q=needle&page=nonsense")  # one URL per page: the cache keeps it once
+    assert nonsense.status_code == 301 and nonsense.headers["Location"] == "/search?q=needle"
 
 
 def test_results_follow_changes_reindexing_only_changed_posts(make_app: AppFactory, write_post: WritePost,
@@ -248,3 +253,27 @@ def test_every_gunicorn_worker_searches_and_follows_changes(write_post: WritePos
         os.killpg(server.pid, signal.SIGTERM)
         _, errors = server.communicate(timeout=20)
     assert b"Traceback" not in errors, errors.decode()
+
+
+@pytest.mark.parametrize(("query_string", "target"), [
+    ("q=lazy&utm_source=x", "/search?q=lazy"),
+    ("q=lazy&page=1", "/search?q=lazy"),
+    ("q=lazy&q=other", "/search?q=lazy"),
+    ("q=lazy&page=2&junk=", "/search?q=lazy&page=2"),
+    ("page=abc&q=lazy", "/search?q=lazy"),
+    ("x=1", "/search"),
+])
+def test_unknown_query_parameters_redirect_to_the_one_cached_url(corpus: Flask, query_string: str,
+                                                                 target: str) -> None:
+    client = corpus.test_client()
+    response = client.get("/search?" + query_string)
+    assert response.status_code == 301 and response.headers["Location"] == target
+    assert client.get(target).status_code in {200, 404}
+
+
+def test_one_letter_prefixes_match_whole_words_only(make_app: AppFactory, write_post: WritePost) -> None:
+    write_post("2024-01-01-t.md", "Plan t is the fallback.", title="Plans")
+    write_post("2024-01-02-tea.md", "Tea time.", title="Tea")
+    client = make_app().test_client()
+    assert titles(results(client, "t*")) == ["Plans"]
+    assert titles(results(client, "te*")) == ["Tea"]
