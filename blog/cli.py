@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -133,30 +134,78 @@ def list_posts() -> None:
 
 @blog_cli.command("freeze")
 @click.argument("folder", default="_site", type=click.Path(file_okay=False, path_type=Path))
-def freeze(folder: Path) -> None:
+@click.option("--full", is_flag=True, help="Ignore the previous export and write every file afresh.")
+@click.option("--gzip", "gzip_copies", is_flag=True,
+              help="Write NAME.gz beside every text file, for nginx's gzip_static and CDNs.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Render in N processes (default: one per usable CPU).")
+def freeze(folder: Path, full: bool, gzip_copies: bool, jobs: int | None) -> None:
     """Export the whole site as static files into FOLDER (default _site) for any static host or CDN.
 
-    Every page reachable from the home page, robots.txt and the sitemap is written (pretty URLs as
-    index.html), with every feed and asset; then every link inside the export is checked. Search needs the
-    server and is left out. Exits with status 1 if a link in the export leads nowhere.
+    Every post, listing page, feed, the sitemap and static/ are written (pretty URLs as index.html), on all
+    CPUs; then every link inside the export is followed and checked. A second export compares with the first
+    and writes only the files whose bytes changed; the folder is swapped in whole, so readers see the old
+    export or the new one. Search needs the server and is left out. Exits with status 1 if a link in the
+    export leads nowhere.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
-        report = exporter.freeze(app, folder, progress=_progress)
+        report = exporter.freeze(app, folder, progress=_progress, full=full, compress=("gz",) if gzip_copies else (),
+                                 processes=jobs)
     except exporter.FreezeError as error:
         raise click.ClickException(str(error)) from None
+    for name in report.refused:
+        click.echo(f"{name}: leads outside static/ (the server answers 404), not exported", err=True)
     for path, status in report.failed:
         click.echo(printable(f"{path}: answered {status}, not exported"), err=True)
     for page, link in report.broken:
         click.echo(printable(f"{page}: broken link {link}"), err=True)
     broken = len(report.broken) + len(report.failed)
-    click.echo(f"{report.files} files written to {folder}, {broken} broken link{'s' * (broken != 1)}")
+    click.echo(f"{folder}: {report.files:,} files, {report.written:,} written ({report.bytes:,} bytes), "
+               f"{report.unchanged:,} unchanged, {report.deleted:,} deleted, {report.rendered:,} pages rendered "
+               f"in {report.seconds:.1f} s; {broken} broken link{'s' * (broken != 1)}")
     if broken:
         raise SystemExit(1)
 
 
+PROGRESS_SECONDS = 5.0  # between progress lines when stderr is not a terminal (a log, CI)
+
+
 def _progress(total: int) -> Any:
-    return click.progressbar(length=total, label="Exporting", file=sys.stderr, show_pos=True)
+    if sys.stderr.isatty():
+        return click.progressbar(length=total, label="Exporting", file=sys.stderr, show_pos=True)
+    return LineProgress(total, PROGRESS_SECONDS)
+
+
+class LineProgress:
+    """A progress report for logs: a line when it starts, one every few seconds, and one at the end."""
+
+    def __init__(self, length: int, interval: float, clock: Any = time.monotonic):
+        self.length = length
+        self.position = 0
+        self.interval = interval
+        self.clock = clock
+        self._last = 0.0
+
+    def __enter__(self) -> LineProgress:
+        self._last = self.clock()
+        click.echo(f"Exporting {self.length:,} pages", err=True)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if exc_info[0] is None:
+            self._line()
+
+    def update(self, steps: int) -> None:
+        """Count ``steps`` more pages done, and print a line if the last one is old enough."""
+        self.position += steps
+        if self.clock() - self._last >= self.interval:
+            self._line()
+
+    def _line(self) -> None:
+        self._last = self.clock()
+        share = 100 * self.position // max(self.length, 1)
+        click.echo(f"Exporting: {self.position:,}/{self.length:,} pages ({share}%)", err=True)
 
 
 def register(app: Flask) -> None:

@@ -1,29 +1,67 @@
-"""Static export: crawl the app's own links and write every page, feed and asset as files."""
+"""Static export: every page, feed and asset written as files, on all cores, rewriting only what changed.
+
+The pages to write are listed from the store (every post, listing page, feed, terms page, the sitemap), and
+rendered through the app itself by forked children, each with its own test client over a slice of the
+list. Each page gets a key: a digest of everything it shows (the posts on it, their neighbours and related
+posts, the code, templates, static files and settings). The manifest of the previous export (``MARKER``,
+inside it) records each page's key, content digest and links; a page whose key is unchanged is not rendered
+again, and a page whose bytes are unchanged is not written again: either way its file is hard-linked from
+the previous export into the new one. The new tree is built beside the target and swapped in with one
+atomic exchange, so a reader of the folder sees the old export or the new one, never half of either.
+Afterwards the links of every page are followed: a linked URL the list missed is rendered too (a redirect,
+say), and a link to nothing is reported.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import gzip
+import hashlib
 import html
+import json
 import os
+import pickle
 import posixpath
 import re
+import selectors
 import shutil
+import signal
+import struct
+import sys
 import tempfile
+import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-from flask import Flask
+from flask import Flask, url_for
 from werkzeug.exceptions import HTTPException
+from werkzeug.test import Client
 
+from blog.content import Post, PostStore
+from blog.content.derived import related
+from blog.content.parallel import may_fork, reap, usable_cpus
+from blog.content.store import Snapshot
+from blog.views import RELATED_POSTS
 
-MARKER = ".quire-freeze"  # marks a folder this command made, so it may be replaced by the next export
-SEEDS = ("/", "/robots.txt", "/sitemap.xml")  # everything else is found by following links from these
+MARKER = ".quire-freeze"  # the manifest; it also marks a folder this command made, which the next export may replace
+FORMAT = 1  # of the manifest: another value means a clean build
+SEEDS = ("/", "/robots.txt", "/sitemap.xml")  # a seed that is missing is a feature this site lacks, not a broken link
 DYNAMIC_ENDPOINTS = frozenset({"search.results", "health.healthz"})  # need a server; a static host cannot answer
 NOT_FOUND_PROBE = "/quire-freeze-missing-page/"
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Files nginx's gzip_static (and a CDN) can serve compressed; images and fonts are compressed already.
+COMPRESSED_SUFFIXES = frozenset({".html", ".xml", ".json", ".txt", ".css", ".js", ".mjs", ".svg", ".map", ".ico",
+                                 ".webmanifest", ".csv", ".md"})
+GZIP_LEVEL = 9  # written once, served many times
+MIN_PAGES_PER_PROCESS = 50  # below this, forking and a second copy of the caches cost more than they save
+BATCH = 32  # outcomes per message from a child: fewer wake-ups for the parent, a smooth enough progress bar
 
 Progress = Callable[[int], AbstractContextManager[Any]]
 
@@ -34,99 +72,553 @@ class FreezeError(Exception):
 
 @dataclass
 class Report:
-    """What an export wrote and what it could not resolve."""
+    """What an export did: files written, kept and deleted, links it could not resolve, files it refused."""
 
-    files: int = 0
+    files: int = 0  # in the export now, compressed copies included, the manifest not
+    written: int = 0
+    unchanged: int = 0  # the same bytes as in the previous export, hard-linked from it
+    deleted: int = 0  # in the previous export, no longer produced
+    bytes: int = 0  # written
+    rendered: int = 0  # pages asked of the app; the others were known unchanged from the manifest
+    discovered: int = 0  # pages found only by following links (redirects, pages the list does not know)
+    seconds: float = 0.0
+    processes: int = 1  # that rendered the pages
     broken: list[tuple[str, str]] = field(default_factory=list)  # (exported file, link leading nowhere)
     failed: list[tuple[str, int]] = field(default_factory=list)  # (linked URL, status it answered)
+    refused: list[str] = field(default_factory=list)  # static files the server refuses (symlinks out of static/)
 
 
-def freeze(app: Flask, folder: Path, progress: Progress) -> Report:
-    """Export the site into ``folder`` (replaced only if an earlier export made it); return what happened."""
+@dataclass(frozen=True)
+class Job:
+    """One URL to export; ``post`` when it is a post's page, whose key is worked out by the process rendering it."""
+
+    path: str
+    key: str | None  # None: rendered every time
+    post: Post | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What exporting one URL gave: picklable, so a child can send it to the parent."""
+
+    path: str
+    status: int
+    key: str | None = None
+    file: str | None = None  # relative to the export; None when nothing was written (a failure, a shared file)
+    digest: str = ""
+    size: int = 0
+    references: tuple[str, ...] = ()  # links in the page, each once, in order
+    written: int = 0  # files written (the page and its compressed copy); the rest were linked unchanged
+    linked: int = 0
+    bytes: int = 0
+    rendered: bool = False
+    related: tuple[str, list[str]] | None = None  # a post page's (related key, related URLs), for the next run
+
+
+@dataclass
+class _Previous:
+    """The export being replaced: its folder and what its manifest says (nothing, for a clean build)."""
+
+    folder: Path | None = None
+    pages: dict[str, list[Any]] = field(default_factory=dict)  # path -> [key, file, digest, size, reference ids]
+    statics: dict[str, list[Any]] = field(default_factory=dict)  # file -> [digest, size, source mtime_ns]
+    related: dict[str, list[Any]] = field(default_factory=dict)  # post URL -> [related key, related URLs]
+    references: list[str] = field(default_factory=list)
+    compressed: tuple[str, ...] = ()
+    files: frozenset[str] = frozenset()
+
+
+def freeze(app: Flask, folder: Path, progress: Progress, *, full: bool = False, compress: Iterable[str] = (),
+           processes: int | None = None) -> Report:
+    """Export the site into ``folder`` (replaced only if an earlier export made it); return what happened.
+
+    ``full`` ignores the previous export and writes every file afresh; ``compress`` ("gz") writes a compressed
+    copy beside every text file; ``processes`` defaults to every usable CPU.
+    """
+    started = time.perf_counter()
     folder = folder.resolve()
     if folder.exists() and any(folder.iterdir()) and not (folder / MARKER).exists():
         raise FreezeError(f"{folder} is not empty and was not made by blog freeze; choose an empty or new folder")
     folder.parent.mkdir(parents=True, exist_ok=True)
+    compress = tuple(sorted(set(compress)))
+    previous = _Previous() if full else _read_manifest(folder)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        report = _export(app, staging, progress)
-        (staging / MARKER).write_text("Written by `blog freeze`; the next export replaces this folder.\n")
-        report.files = sum(1 for _ in _files(staging)) - 1
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+        exporter = _Exporter(app, staging, previous, compress)
+        report = exporter.run(progress, processes or usable_cpus())
+        exporter.write_manifest()
+        if previous.folder is None and folder.exists():  # a clean build: everything there goes
+            previous.files = frozenset(_relative_files(folder)) - {MARKER}
+        report.deleted = len(previous.files - exporter.files)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # the previous export stays as it was
+        raise
+    _swap(staging, folder)
+    report.seconds = time.perf_counter() - started
     return report
 
 
-def _export(app: Flask, root: Path, progress: Progress) -> Report:
-    report = Report()
-    base = app.config["BLOG_URL"]
-    static = Path(app.static_folder or "")
-    if static.is_dir():
-        shutil.copytree(static, root / "static")
-        if (static / "assets").is_dir():
-            shutil.copytree(static / "assets", root / "assets")  # Jekyll's /assets/ URLs
-    client = app.test_client()
-    seen = set(SEEDS)
-    queue = deque(SEEDS)
-    with progress(len(seen)) as bar:
-        while queue:
-            path = queue.popleft()
-            response = client.get(path)
-            if response.status_code in {301, 302, 303, 307, 308}:
-                target = site_path(response.headers["Location"], path, base)
-                if target is not None:
-                    if file_for(root, target) != file_for(root, path):  # /about -> /about/ share one file
-                        _write(root, path, _redirect_page(target))
-                    _enqueue(app, target, seen, queue)
-            elif response.status_code == 200:
-                body = response.get_data()
-                _write(root, path, body)
-                for reference in references(body, response.mimetype, base):
-                    target = site_path(reference, path, base)
-                    if target is not None:
-                        _enqueue(app, target, seen, queue)
-            elif path not in SEEDS:  # a seed that is missing is a feature this site lacks, not a broken link
-                report.failed.append((path, response.status_code))
-            bar.length = len(seen)
+class _Exporter:
+    """One export into a staging folder: the plan, the rendering, the statics, the link check and the manifest."""
+
+    def __init__(self, app: Flask, root: Path, previous: _Previous, compress: tuple[str, ...]):
+        self.app = app
+        self.root = root
+        self.previous = previous
+        self.compress = compress
+        self.base = app.config["BLOG_URL"]
+        self.store: PostStore = app.extensions["quire"]
+        self.snapshot: Snapshot = self.store.snapshot
+        self.outcomes: dict[str, Outcome] = {}
+        self.statics: dict[str, list[Any]] = {}
+        self.files: set[str] = set()
+        self.report = Report()
+        self._client: Client | None = None
+        self._targets: dict[str, str | None] = {}
+        self._pid = 0
+        self.fingerprint = _fingerprint(app)
+        self.versions = {post.url: _version(post, self.snapshot) for post in self.snapshot.posts}
+        self.group_prints = {(kind, slug): _digest([(post.url, post.sort_key[0]) for post in group.posts])
+                             for kind, groups in (("tag", self.snapshot.tags), ("category", self.snapshot.categories))
+                             for slug, group in groups.items()}
+
+    # The plan -------------------------------------------------------------------------------------
+
+    def plan(self) -> list[Job]:
+        """List every URL the store knows the site has, each with the key of what it shows."""
+        snapshot, config_ = self.snapshot, self.app.config
+        per_page, entries = config_["BLOG_PER_PAGE"], config_["BLOG_FEED_ENTRIES"]
+        everything = _digest([self.fingerprint, *self.versions.values(),
+                              *(group.term.name for groups in (snapshot.categories, snapshot.tags, snapshot.authors)
+                                for group in groups.values())])
+        jobs = [Job(post.url, None, post) for post in snapshot.posts]
+        with self.app.test_request_context("/"):
+            for path in (*SEEDS[1:], url_for("posts.archive"), url_for("posts.categories"), url_for("posts.tags")):
+                jobs.append(Job(path, _digest([path, everything])))
+            listings: list[tuple[str, dict[str, str], str, tuple[Post, ...]]] = [("posts.index", {}, "", snapshot.posts)]
+            for kind, groups in (("category", snapshot.categories), ("tag", snapshot.tags), ("author", snapshot.authors)):
+                listings += [(f"posts.{kind}", {"slug": slug}, group.term.name, group.posts) for slug, group in groups.items()]
+            for endpoint, args, name, posts in listings:
+                pages = max(1, -(-len(posts) // per_page))
+                for number in range(1, pages + 1):
+                    path = url_for(endpoint, **args) if number == 1 else url_for(endpoint, page_number=number, **args)
+                    shown = posts[(number - 1) * per_page:number * per_page]
+                    jobs.append(Job(path, _digest([self.fingerprint, path, name, number, pages, len(posts),
+                                                   *(self.versions[post.url] for post in shown)])))
+            feeds = [(url_for(endpoint), "", snapshot.posts) for endpoint in ("feeds.atom", "feeds.rss", "feeds.json_feed")]
+            for kind, groups in (("category", snapshot.categories), ("tag", snapshot.tags)):
+                feeds += [(url_for("feeds.group", kind=kind, slug=slug, name=name), group.term.name, group.posts)
+                          for slug, group in groups.items() for name in ("feed.xml", "rss.xml", "feed.json")]
+            for path, name, posts in feeds:
+                shown = posts[:entries]
+                # An empty feed is dated by the store's last change, which no key captures: rendered each time.
+                key = _digest([self.fingerprint, path, name, *(self.versions[post.url] for post in shown)]) if shown else None
+                jobs.append(Job(path, key))
+        return jobs
+
+    def post_key(self, post: Post) -> tuple[str, tuple[str, list[str]]]:
+        """Return a post page's key, and its (related key, related URLs) for the next run."""
+        # Related posts are ranked by the posts of this post's tags and categories alone (their URLs and dates),
+        # so while those groups are unchanged the ranking from the last run still holds: no need to redo it.
+        related_key = _digest([self.fingerprint, post.url,
+                               *((kind, term.slug, self.group_prints.get((kind, term.slug), ""))
+                                 for kind, terms in (("tag", post.tags), ("category", post.categories))
+                                 for term in terms)])
+        known = self.previous.related.get(post.url)
+        urls = known[1] if known and known[0] == related_key else None
+        if urls is None or any(url not in self.versions for url in urls):
+            urls = [other.url for other in related(self.snapshot, post, RELATED_POSTS)]
+        newer, older = self.snapshot.neighbours(post)
+        key = _digest([self.fingerprint, post.url, self.versions[post.url],
+                       *(self.versions[other.url] if other else "" for other in (newer, older)),
+                       *(self.versions[url] for url in urls)])
+        return key, (related_key, urls)
+
+    # Running ----------------------------------------------------------------------------------------
+
+    def run(self, progress: Progress, processes: int) -> Report:
+        """Export everything into the staging folder and check the links; return the report."""
+        self._statics()
+        jobs = self.plan()
+        with progress(len(jobs) + 1) as bar:
+            with closing(self._parallel(jobs, processes, bar)) as outcomes:  # closed at once if interrupted
+                for outcome in outcomes:
+                    self._record(outcome)
+            self._discover(bar)
+            self._record(self.export(Job(NOT_FOUND_PROBE, None)))  # the page static hosts show for unknown URLs
             bar.update(1)
-    missing = client.get(NOT_FOUND_PROBE)
-    if missing.status_code == 404:
-        (root / "404.html").write_bytes(missing.get_data())  # the page static hosts show for unknown URLs
-    report.broken = verify(root, base)
-    return report
+        self._check_links()
+        self.report.files = len(self.files)
+        return self.report
+
+    def _parallel(self, jobs: list[Job], processes: int, bar: Any) -> Iterator[Outcome]:
+        """Yield the outcome of every job, rendered by ``processes`` forked children (or here, when not worth it)."""
+        wanted = min(processes, len(jobs) // MIN_PAGES_PER_PROCESS)
+        if wanted < 2 or not may_fork():
+            for job in jobs:
+                yield self.export(job)
+                bar.update(1)
+            return
+        children = {}
+        for index in range(wanted):
+            child = _Child.start(self, jobs[index::wanted])  # interleaved: posts and listings spread evenly
+            if child is not None:
+                children[child.reading] = child
+        self.report.processes = max(1, len(children))
+        done: set[str] = set()
+        selector = selectors.DefaultSelector()
+        try:
+            for child in children.values():
+                selector.register(child.reading, selectors.EVENT_READ, child)
+            while selector.get_map():
+                for event, _ in selector.select():
+                    child = event.data
+                    batch = child.receive()
+                    if batch is None:
+                        selector.unregister(child.reading)
+                        child.finish()
+                        continue
+                    for outcome in batch:
+                        done.add(outcome.path)
+                        yield outcome
+                    bar.update(len(batch))
+        finally:
+            selector.close()
+            for child in children.values():
+                child.stop()
+        for job in jobs:  # anything a child failed to deliver (it crashed, could not fork) is done here
+            if job.path not in done:
+                yield self.export(job)
+                bar.update(1)
+
+    def _discover(self, bar: Any) -> None:
+        """Follow every link to a URL not exported yet, as the old crawler did: nothing linked is missed."""
+        seen = set(self.outcomes)
+        queue: deque[str] = deque()
+        for outcome in list(self.outcomes.values()):
+            self._follow(outcome, seen, queue)
+        while queue:
+            bar.length += 1
+            outcome = self.export(Job(queue.popleft(), None))
+            self._record(outcome)
+            self.report.discovered += 1
+            self._follow(outcome, seen, queue)
+            bar.update(1)
+
+    def _follow(self, outcome: Outcome, seen: set[str], queue: deque[str]) -> None:
+        for reference in outcome.references:
+            target = self.target(reference, outcome.path)
+            if target is None or target in seen or target.startswith(("/static/", "/assets/")):
+                continue
+            seen.add(target)
+            try:
+                if _file_name(target) in self.files:  # the same page by another spelling (%C3%A1 and á)
+                    continue
+            except ValueError:
+                pass
+            try:
+                endpoint, _ = self.app.url_map.bind("localhost").match(target)
+            except HTTPException:
+                endpoint = None
+            if endpoint not in DYNAMIC_ENDPOINTS:
+                queue.append(target)
+
+    def target(self, reference: str, page: str) -> str | None:
+        """Return ``site_path(reference, page)``, worked out once per reference that does not depend on the page."""
+        if not reference.startswith(("/", "#", self.base)) and not _SCHEME.match(reference):
+            return site_path(reference, page, self.base)  # relative: it depends on the page
+        found = self._targets.get(reference, "")
+        if found == "":
+            found = self._targets[reference] = site_path(reference, page, self.base)
+        return found
+
+    def _record(self, outcome: Outcome) -> None:
+        self.outcomes[outcome.path] = outcome
+        if outcome.file is not None:
+            self.files.add(outcome.file)
+            self.files.update(outcome.file + "." + suffix for suffix in self.compress if _compressible(outcome.file))
+        self.report.written += outcome.written
+        self.report.unchanged += outcome.linked
+        self.report.bytes += outcome.bytes
+        self.report.rendered += outcome.rendered
+        if outcome.status != 200 and outcome.status not in REDIRECTS and outcome.path not in SEEDS \
+                and outcome.path != NOT_FOUND_PROBE:
+            self.report.failed.append((outcome.path, outcome.status))
+
+    # One URL ------------------------------------------------------------------------------------------
+
+    def client(self) -> Client:
+        """Return this process's test client, straight to Flask: no response cache (nor its watcher) in between."""
+        if self._client is None or self._pid != os.getpid():
+            cache = self.app.extensions["quire.cache"]
+            self._client = Client(cache.app, self.app.response_class)
+            self._pid = os.getpid()
+        return self._client
+
+    def export(self, job: Job) -> Outcome:
+        """Export one URL into the staging folder: linked from the previous export if unchanged, else rendered."""
+        key, related_info = self.post_key(job.post) if job.post is not None else (job.key, None)
+        old = self.previous.pages.get(job.path)
+        if key is not None and old is not None and old[0] == key and old[1] is not None:
+            kept = self._keep(old[1], old[2], old[3])
+            if kept is not None:
+                links = tuple(self.previous.references[index] for index in old[4])
+                return Outcome(job.path, 200, key, old[1], old[2], old[3], links, kept[0], kept[1], kept[2],
+                               related=related_info)
+        response = self.client().get(job.path)
+        status = response.status_code
+        if status in REDIRECTS:
+            target = site_path(response.headers["Location"], job.path, self.base)
+            if target is None:
+                return Outcome(job.path, status, rendered=True)
+            if _file_name(target) == _file_name(job.path):  # /about -> /about/ share one file: nothing to add
+                return Outcome(job.path, status, references=(target,), rendered=True)
+            body = _redirect_page(target)
+            links: tuple[str, ...] = (target,)
+        elif status == 200 or job.path == NOT_FOUND_PROBE and status == 404:
+            body = response.get_data()
+            links = tuple(dict.fromkeys(references(body, response.mimetype, self.base))) if status == 200 else ()
+        else:
+            return Outcome(job.path, status, rendered=True)
+        if b'class="render-fallback"' in body:
+            key = None  # a render that failed (or timed out) this time may well succeed next time
+        try:
+            name = "404.html" if job.path == NOT_FOUND_PROBE else _file_name(job.path)
+        except ValueError:
+            return Outcome(job.path, status, rendered=True)
+        digest = _digest_bytes(body)
+        written, linked, size_written = self._place(name, body, digest, old)
+        return Outcome(job.path, status, key, name, digest, len(body), links, written, linked, size_written,
+                       rendered=True, related=related_info)
+
+    def _place(self, name: str, body: bytes, digest: str, old: list[Any] | None) -> tuple[int, int, int]:
+        """Put ``body`` at ``name``: linked from the previous export when its bytes are the same there."""
+        if old is not None and old[1] == name and old[2] == digest:
+            kept = self._keep(name, digest, len(body), body)
+            if kept is not None:
+                return kept
+        return self._write(name, body)
+
+    def _keep(self, name: str, digest: str, size: int, body: bytes | None = None) -> tuple[int, int, int] | None:
+        """Hard-link ``name`` (and its compressed copies) from the previous export; None if it is not there as recorded."""
+        folder = self.previous.folder
+        if folder is None:
+            return None
+        source = folder / name
+        try:
+            if source.stat().st_size != size:  # changed by hand since: write it again
+                return None
+            target = self.root / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, target)
+        except OSError:
+            return None
+        written = linked = size_written = 0
+        linked += 1
+        if _compressible(name):
+            for suffix in self.compress:
+                try:
+                    if suffix not in self.previous.compressed:
+                        raise FileNotFoundError
+                    os.link(folder / f"{name}.{suffix}", self.root / f"{name}.{suffix}")
+                    linked += 1
+                except OSError:
+                    data = _compressed(body if body is not None else source.read_bytes(), suffix)
+                    (self.root / f"{name}.{suffix}").write_bytes(data)
+                    written += 1
+                    size_written += len(data)
+        return written, linked, size_written
+
+    def _write(self, name: str, body: bytes) -> tuple[int, int, int]:
+        target = self.root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(body)
+        written, size = 1, len(body)
+        if _compressible(name):
+            for suffix in self.compress:
+                data = _compressed(body, suffix)
+                (self.root / f"{name}.{suffix}").write_bytes(data)
+                written += 1
+                size += len(data)
+        return written, 0, size
+
+    # Static files -------------------------------------------------------------------------------------
+
+    def _statics(self) -> None:
+        """Copy static/ (and static/assets/ to /assets/) under the server's rules: linked if unchanged."""
+        static = self.app.static_folder or ""
+        if not os.path.isdir(static):
+            return
+        for relative, source in static_files(static, self.report.refused):
+            names = [f"static/{relative}"]
+            if relative.startswith("assets/"):
+                names.append(relative)  # Jekyll's /assets/ URLs
+            status = os.stat(source)
+            for name in names:
+                old = self.previous.statics.get(name)
+                if old is not None and old[1] == status.st_size and old[2] == status.st_mtime_ns:
+                    kept = self._keep(name, old[0], old[1])
+                    if kept is not None:
+                        self._add_static(name, old[0], status, kept)
+                        continue
+                body = Path(source).read_bytes()
+                digest = _digest_bytes(body)
+                self._add_static(name, digest, status, self._place(name, body, digest, [None, name, old[0]] if old else None))
+
+    def _add_static(self, name: str, digest: str, status: os.stat_result, counts: tuple[int, int, int]) -> None:
+        self.statics[name] = [digest, status.st_size, status.st_mtime_ns]
+        self.files.add(name)
+        self.files.update(f"{name}.{suffix}" for suffix in self.compress if _compressible(name))
+        self.report.written += counts[0]
+        self.report.unchanged += counts[1]
+        self.report.bytes += counts[2]
+
+    # Links and manifest -------------------------------------------------------------------------------
+
+    def _check_links(self) -> None:
+        """Report every link in an exported page or feed that resolves to no file of the export."""
+        resolved: dict[str, bool] = {}
+        for outcome in sorted(self.outcomes.values(), key=lambda outcome: outcome.file or ""):
+            if outcome.file is None or outcome.file == "404.html":  # the 404 page is shown at any depth
+                continue
+            for reference in outcome.references:
+                target = self.target(reference, outcome.path)
+                if target is None:
+                    continue
+                found = resolved.get(target)
+                if found is None:
+                    try:
+                        found = resolved[target] = _file_name(target) in self.files
+                    except ValueError:
+                        found = resolved[target] = False
+                if not found:
+                    self.report.broken.append((outcome.file, reference))
+
+    def write_manifest(self) -> None:
+        """Write what this export holds, for the next one to compare against."""
+        table: dict[str, int] = {}
+        pages = {}
+        related_posts = {}
+        for path, outcome in self.outcomes.items():
+            if outcome.file is not None:
+                pages[path] = [outcome.key, outcome.file, outcome.digest, outcome.size,
+                               [table.setdefault(reference, len(table)) for reference in outcome.references]]
+            if outcome.related is not None:
+                related_posts[path] = list(outcome.related)
+        manifest = {"about": "Written by `blog freeze`; the next export compares against it and replaces this folder.",
+                    "format": FORMAT, "compressed": list(self.compress), "pages": pages, "statics": self.statics,
+                    "related": related_posts, "references": list(table)}
+        (self.root / MARKER).write_text(json.dumps(manifest, separators=(",", ":"), ensure_ascii=False), encoding="utf-8")
 
 
-def verify(root: Path, base: str) -> list[tuple[str, str]]:
-    """Return (file, link) for every link inside an export that resolves to no file in it."""
-    broken = []
-    for file in _files(root):
-        relative = file.relative_to(root).as_posix()
-        if relative.startswith(("static/", "assets/")) or relative in {MARKER, "404.html"}:  # 404 names itself
+class _Child:
+    """A forked process exporting a slice of the jobs, sending back its outcomes in pickled batches."""
+
+    def __init__(self, pid: int, reading: int):
+        self.pid = pid
+        self.reading = reading
+        self._buffer = b""
+        self._pipe = os.fdopen(reading, "rb", buffering=0)
+
+    @classmethod
+    def start(cls, exporter: _Exporter, jobs: list[Job]) -> _Child | None:
+        """Fork a child exporting ``jobs``; None if it cannot fork (the parent then does them)."""
+        reading, writing = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(reading)
+            os.close(writing)
+            return None
+        if pid == 0:  # the child: never returns, never runs the parent's exit handlers or flushes its buffers
+            code = 1
+            try:
+                os.close(reading)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C stops it at once; the parent cleans up
+                with open(writing, "wb") as pipe:
+                    for start in range(0, len(jobs), BATCH):
+                        data = pickle.dumps([exporter.export(job) for job in jobs[start:start + BATCH]],
+                                            protocol=pickle.HIGHEST_PROTOCOL)
+                        pipe.write(struct.pack("!Q", len(data)) + data)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(writing)
+        return cls(pid, reading)
+
+    def receive(self) -> list[Outcome] | None:
+        """Return the next batch of outcomes (maybe empty while one is on its way), or None at the end."""
+        chunk = self._pipe.read(1 << 20)
+        if not chunk:
+            return None
+        self._buffer += chunk
+        batch: list[Outcome] = []
+        while len(self._buffer) >= 8:
+            (length,) = struct.unpack("!Q", self._buffer[:8])
+            if len(self._buffer) < 8 + length:
+                break
+            batch += pickle.loads(self._buffer[8:8 + length])  # noqa: S301 - our own child, through a private pipe
+            self._buffer = self._buffer[8 + length:]
+        return batch
+
+    def finish(self) -> None:
+        """Reap the child once it has sent everything."""
+        self._pipe.close()
+        reap(self.pid)
+        self.pid = 0
+
+    def stop(self) -> None:
+        """Stop and reap a child still running (the export was interrupted or failed)."""
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            self.finish()
+
+
+# Static files under the server's rule ------------------------------------------------------------------
+
+def static_files(static: str, refused: list[str] | None = None) -> Iterator[tuple[str, str]]:
+    """Yield (path under static/, file) for every file the server would serve from ``static``, sorted.
+
+    The server answers 404 for a path that resolves, through any symlink, outside static/
+    (``security.contain_static``), so those are never exported; they are added to ``refused``.
+    """
+    root = os.path.realpath(static)
+    stack = [("", static)]
+    visited = {root}
+    found = []
+    while stack:
+        relative, folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError:
             continue
-        page = "/" + (relative[:-len("index.html")] if file.name == "index.html" else relative)
-        mimetype = "text/html" if file.suffix == ".html" else "text/plain"
-        for reference in dict.fromkeys(references(file.read_bytes(), mimetype, base)):  # each once, in order
-            target = site_path(reference, page, base)
-            if target is not None and not exported(root, target):
-                broken.append((relative, reference))
-    return broken
+        for entry in entries:
+            name = f"{relative}{entry.name}"
+            resolved = os.path.realpath(entry.path)
+            if os.path.commonpath([root, resolved]) != root:
+                if refused is not None:
+                    refused.append(f"static/{name}")
+                continue
+            if os.path.isdir(resolved):
+                if resolved not in visited:  # a symlink back up the tree would loop forever
+                    visited.add(resolved)
+                    stack.append((f"{name}/", entry.path))
+            elif os.path.isfile(resolved):
+                found.append((name, resolved))
+    yield from sorted(found)
 
 
-def exported(root: Path, path: str) -> bool:
-    """Tell whether a static host serving ``root`` has a file for the site path ``path``."""
-    try:
-        file = file_for(root, path)
-    except ValueError:
-        return False
-    return file.is_file()
-
+# Links ---------------------------------------------------------------------------------------------------
 
 def file_for(root: Path, path: str) -> Path:
     """Return the file that holds the page at ``path``: pretty URLs (ending in /) become index.html."""
+    return root / _file_name(path)
+
+
+def _file_name(path: str) -> str:
     relative = posixpath.normpath(unquote(path)).lstrip("/")
     if relative in {"", "."}:
         relative = ""
@@ -135,7 +627,7 @@ def file_for(root: Path, path: str) -> Path:
         name = "index.html"  # /about: a folder with an index, which static hosts serve at /about and /about/
     if relative.startswith("..") or "\0" in relative:
         raise ValueError(f"{path!r} leaves the site")
-    return root / relative / name if name else root / relative
+    return f"{relative}/{name}".lstrip("/") if name else relative
 
 
 # href and src of real start tags only: in code samples '<' is escaped, so a shown tag never matches.
@@ -154,11 +646,19 @@ def references(body: bytes, mimetype: str, base: str) -> list[str]:
     return re.findall(re.escape(base) + r"(/[^\s\"'<>&\\]*)", text)
 
 
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:")
+_UNUSUAL = re.compile(r"[\x00-\x20\x7f\\]|/\.")  # what urljoin and urlsplit would clean up or resolve
+
+
 def site_path(reference: str, page: str, base: str) -> str | None:
     """Return the path (without query or fragment) a reference leads to on this site, or None if elsewhere."""
     reference = reference.strip()
     if reference.startswith(base + "/") or reference == base:
         reference = reference[len(base):] or "/"
+    if reference.startswith("/") and not reference.startswith("//"):
+        path = reference.split("#", 1)[0].split("?", 1)[0]
+        if not _UNUSUAL.search(path):
+            return path  # the common case, an absolute path: urljoin would give it back unchanged
     if not reference or reference.startswith("#"):
         return None
     parts = urlsplit(urljoin(page, reference))
@@ -167,25 +667,72 @@ def site_path(reference: str, page: str, base: str) -> str | None:
     return parts.path
 
 
-def _enqueue(app: Flask, path: str, seen: set[str], queue: deque[str]) -> None:
-    if path in seen or path.startswith(("/static/", "/assets/")):  # assets were copied whole
-        return
-    seen.add(path)
-    try:
-        endpoint, _ = app.url_map.bind("localhost").match(path)
-    except HTTPException:
-        endpoint = None
-    if endpoint not in DYNAMIC_ENDPOINTS:
-        queue.append(path)
+# Keys and the manifest -----------------------------------------------------------------------------------
+
+def _version(post: Post, snapshot: Snapshot) -> str:
+    """Return a digest of everything about ``post`` that any page showing it may show."""
+    parts = [repr(post), repr(post.meta)]  # the dataclass repr: every field but the store's own plumbing
+    if "{%" in post.body:  # post_url and link tags name other posts: their URLs are part of this one's body
+        parts.append(_stems(snapshot))
+    return _digest(parts)
 
 
-def _write(root: Path, path: str, body: bytes) -> None:
+def _stems(snapshot: Snapshot) -> str:
+    memo = snapshot.__dict__.setdefault("_derived", {})
+    if "freeze_stems" not in memo:
+        memo["freeze_stems"] = _digest(sorted((stem, post.url) for stem, post in snapshot.by_stem.items()))
+    return memo["freeze_stems"]
+
+
+def _fingerprint(app: Flask) -> str:
+    """Return a digest of everything besides the posts that decides what a page looks like."""
+    parts: list[Any] = [FORMAT, sys.version, *(version(name) for name in ("flask", "jinja2", "markdown", "pygments",
+                                                                           "werkzeug", "flask-flatpages"))]
+    parts += sorted((name, repr(value)) for name, value in app.config.items() if name.startswith("BLOG_"))
+    for folder in (Path(__file__).resolve().parent, Path(app.root_path, app.template_folder or "").resolve()):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                parts += [path.relative_to(folder).as_posix(), _digest_bytes(path.read_bytes())]
+    static = app.static_folder or ""
+    if os.path.isdir(static):  # pages carry static files' fingerprints in their asset URLs
+        for relative, source in static_files(static):
+            status = os.stat(source)
+            parts += [relative, status.st_size, status.st_mtime_ns]
+    return _digest(parts)
+
+
+def _read_manifest(folder: Path) -> _Previous:
+    """Return what the previous export's manifest says, or a clean slate when there is none it can trust."""
     try:
-        file = file_for(root, path)
-    except ValueError:
-        return
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_bytes(body)
+        manifest = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return _Previous()
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return _Previous()
+    previous = _Previous(folder, manifest["pages"], manifest["statics"], manifest["related"], manifest["references"],
+                         tuple(manifest["compressed"]))
+    files = {entry[1] for entry in previous.pages.values()} | set(previous.statics)
+    files |= {f"{name}.{suffix}" for name in files if _compressible(name) for suffix in previous.compressed}
+    previous.files = frozenset(files)
+    return previous
+
+
+def _digest(parts: Iterable[Any]) -> str:
+    return hashlib.blake2b(repr(list(parts)).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _digest_bytes(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _compressible(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in COMPRESSED_SUFFIXES
+
+
+def _compressed(data: bytes, suffix: str) -> bytes:
+    if suffix != "gz":
+        raise ValueError(f"unknown compression {suffix!r}")
+    return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)  # mtime 0: the same bytes every time
 
 
 def _redirect_page(target: str) -> bytes:
@@ -195,7 +742,73 @@ def _redirect_page(target: str) -> bytes:
             f'<p>This page moved to <a href="{escaped}">{escaped}</a>.</p>\n').encode("utf-8")
 
 
-def _files(root: Path) -> Iterator[Path]:
+def _relative_files(root: Path) -> Iterator[str]:
     for folder, _, names in os.walk(root):
         for name in names:
-            yield Path(folder) / name
+            yield (Path(folder) / name).relative_to(root).as_posix()
+
+
+# The swap ------------------------------------------------------------------------------------------------
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _swap(staging: Path, folder: Path) -> None:
+    """Put ``staging`` at ``folder`` in one step; the previous export (if any) is deleted afterwards."""
+    if not folder.exists():
+        os.rename(staging, folder)
+        return
+    if _exchange(staging, folder):
+        remove_later(staging)  # now the previous export
+        return
+    aside = staging.with_name(staging.name + ".previous")  # no atomic exchange here: a moment with neither
+    os.rename(folder, aside)
+    os.rename(staging, folder)
+    remove_later(aside)
+
+
+def remove_later(folder: Path) -> None:
+    """Delete ``folder`` in a detached process, so the command is done once the new export is in place.
+
+    Deleting tens of thousands of files and folders is the slowest step of an incremental export on a busy
+    disk (seconds), and nothing waits for it: the folder is already out of the way, under a hidden name.
+    """
+    if not may_fork():
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    try:
+        child = os.fork()
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    if child:
+        reap(child)  # the child only forks the remover and leaves
+        return
+    code = 0
+    try:
+        if os.fork() == 0:  # the remover, adopted by init: nobody waits for it
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for descriptor in (0, 1, 2):  # nor on its copies of the caller's pipes (a caller may wait for their EOF)
+                os.dup2(devnull, descriptor)
+            os.nice(10)
+            shutil.rmtree(folder, ignore_errors=True)
+    except BaseException:  # noqa: BLE001 - never let the parent's code run on in a forked copy
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths atomically with Linux's renameat2(RENAME_EXCHANGE); False where that is not available."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if function(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP}:  # a filesystem or kernel without it
+        return False
+    raise OSError(code, os.strerror(code), str(second))

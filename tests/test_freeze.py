@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
+import re
+import shutil
+import tempfile
+import time
 import xml.etree.ElementTree as ElementTree
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from bs4 import BeautifulSoup
 from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from blog import cli, create_app
 from blog import freeze as exporter
-from tests.conftest import AppFactory, WritePost
+from tests.conftest import AppFactory, WritePost, eventually
 
 BASE = "https://blog.example.com"
 
@@ -23,7 +35,7 @@ def site(make_app: AppFactory, write_post: WritePost) -> Flask:
                    else "Last. [First]({% post_url 2020-01-01-post-1 %})",
                    title=f"Post {day}", categories=["Notes"], tags=[f"t{day % 3}"], author="Ada")
     write_post("2020-02-01-café.md", "Unicode URL.", title="Café")
-    write_post("2020-02-02-page.md", "A page.", title="About", permalink="/about.html")
+    write_post("2020-02-02-page.md", "A page. [Page one](/page/1/)", title="About", permalink="/about.html")
     write_post("2020-02-03-plan.md", "Secret.", title="Plan", published=False)
     write_post("2020-02-04-code.md", 'Markup shown, not linked:\n\n    <a href="/shown/nowhere/">x</a>\n\n'
                "`<img src='/shown/none.png'>` and [a real one](/posts/post-1/ \"Post &amp; one\").",
@@ -42,7 +54,7 @@ def test_freeze_writes_every_page_feed_and_asset(site: Flask, tmp_path: Path) ->
     out = tmp_path / "site"
     code, output = freeze(site, out)
     assert code == 0, output
-    assert "0 broken links" in output
+    assert output.strip().endswith("; 0 broken links")
     files = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}
     expected = {
         "index.html", "page/2/index.html", "page/3/index.html", "posts/post-1/index.html", "posts/post-13/index.html",
@@ -84,13 +96,14 @@ def test_freeze_reports_broken_links_and_fails(make_app: AppFactory, write_post:
     write_post("2020-01-01-one.md", "[gone](/posts/nowhere/) and [again](/posts/nowhere/)", title="One")
     result = make_app().test_cli_runner().invoke(args=["blog", "freeze", str(tmp_path / "site")])
     assert result.exit_code == 1
-    assert "Exporting" in result.stderr  # the progress bar's label (a bar only on a terminal)
-    errors = result.stderr.splitlines()
-    assert errors[1] == "/posts/nowhere/: answered 404, not exported"
+    assert "Exporting" in result.stderr  # the progress lines (a bar only on a terminal)
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("Exporting")]
+    assert errors[0] == "/posts/nowhere/: answered 404, not exported"
     # Each file that links there, once however often it does; feeds carry the link made absolute.
-    assert sorted(errors[2:]) == [f"{name}: broken link /posts/nowhere/" for name in
+    assert sorted(errors[1:]) == [f"{name}: broken link /posts/nowhere/" for name in
                                   ("feed.json", "feed.xml", "index.html", "posts/one/index.html", "rss.xml")]
-    assert result.stdout.strip().endswith(f"files written to {tmp_path / 'site'}, 6 broken links")
+    assert result.stdout.startswith(f"{tmp_path / 'site'}: ")
+    assert result.stdout.strip().endswith("; 6 broken links")
 
 
 def test_freeze_replaces_its_own_export_but_never_another_folder(site: Flask, tmp_path: Path) -> None:
@@ -105,4 +118,229 @@ def test_freeze_replaces_its_own_export_but_never_another_folder(site: Flask, tm
     code, output = freeze(site, other)
     assert code == 1 and "not made by blog freeze" in output
     assert [path.name for path in other.iterdir()] == ["keep.txt"]
-    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+    # The previous export is deleted by a detached process once the new one is in place.
+    eventually(lambda: not [path.name for path in tmp_path.iterdir() if path.name.startswith(".")])
+
+
+# Incremental, parallel and atomic ------------------------------------------------------------------------
+
+def export(app: Flask, folder: Path, **options: Any) -> exporter.Report:
+    """Run the exporter without the CLI, with a progress bar that shows nothing."""
+    return exporter.freeze(app, folder, progress=lambda total: nullcontext(_Bar(total)), **options)
+
+
+class _Bar:
+    def __init__(self, length: int, interrupt_after: int | None = None):
+        self.length = length
+        self.done = 0
+        self.interrupt_after = interrupt_after
+
+    def update(self, steps: int) -> None:
+        self.done += steps
+        if self.interrupt_after is not None and self.done >= self.interrupt_after:
+            raise KeyboardInterrupt
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Return every file of an export but its manifest, by relative path."""
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.name != exporter.MARKER}
+
+
+def inodes(folder: Path) -> dict[str, int]:
+    return {path.relative_to(folder).as_posix(): path.stat().st_ino for path in folder.rglob("*")
+            if path.is_file() and path.name != exporter.MARKER}
+
+
+@pytest.fixture
+def forking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the exporter fork its rendering children even for a site of a few pages."""
+    monkeypatch.setattr(exporter, "MIN_PAGES_PER_PROCESS", 1)
+
+
+def test_parallel_export_equals_one_process(site: Flask, tmp_path: Path, forking: None) -> None:
+    parallel = export(site, tmp_path / "parallel", processes=2)
+    alone = export(site, tmp_path / "alone", processes=1)
+    assert parallel.processes == 2 and alone.processes == 1
+    assert tree(tmp_path / "parallel") == tree(tmp_path / "alone")
+    assert parallel.broken == alone.broken == [] and parallel.failed == alone.failed == []
+    assert parallel.written == parallel.files == len(tree(tmp_path / "parallel"))
+    # The store lists every page; following the links finds only what no list has: /page/1/, which redirects.
+    assert parallel.discovered == alone.discovered == 1
+    assert b'url=/"' in tree(tmp_path / "parallel")["page/1/index.html"]
+    assert parallel.rendered == alone.rendered
+
+
+def test_second_export_writes_only_what_changed(make_app: AppFactory, write_post: WritePost, site: Flask,
+                                               tmp_path: Path, posts_dir: Path) -> None:
+    out = tmp_path / "site"
+    first = export(site, out)
+    before, before_inodes = tree(out), inodes(out)
+    again = export(make_app(BLOG_PER_PAGE="5"), out)
+    assert (again.written, again.unchanged, again.deleted) == (0, first.files, 0)
+    assert again.rendered < 10  # the terms pages, the sitemap, the 404 page: everything else known unchanged
+    assert tree(out) == before and inodes(out) == before_inodes  # hard links of the very same files
+    write_post("2020-01-05-post-5.md", "Body five, edited. [Next](/posts/post-6/)", title="Post 5",
+               categories=["Notes"], tags=["t2"], author="Ada")
+    (posts_dir / "2020-02-04-code.md").unlink()
+    edited = export(make_app(BLOG_PER_PAGE="5"), out)
+    now = tree(out)
+    changed = {name for name in now if name in before and now[name] != before[name]}
+    assert "posts/post-5/index.html" in changed and "posts/code/index.html" not in now
+    assert edited.written == len(changed) + len(set(now) - set(before))
+    assert edited.deleted == len(set(before) - set(now)) >= 1
+    assert edited.unchanged == len(now) - edited.written
+    assert all(inodes(out)[name] == before_inodes[name] for name in now if now[name] == before.get(name))
+
+
+def test_interrupted_export_leaves_the_previous_one_intact(make_app: AppFactory, write_post: WritePost, site: Flask,
+                                                          tmp_path: Path, forking: None) -> None:
+    out = tmp_path / "site"
+    export(site, out, processes=2)
+    before, manifest = tree(out), (out / exporter.MARKER).read_bytes()
+    write_post("2020-03-01-new.md", "A new post.", title="New")
+    app = make_app(BLOG_PER_PAGE="5")
+    with pytest.raises(KeyboardInterrupt):
+        exporter.freeze(app, out, progress=lambda total: nullcontext(_Bar(total, interrupt_after=5)), processes=2)
+    assert tree(out) == before and (out / exporter.MARKER).read_bytes() == manifest
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["posts", "site"]  # no staging folder left behind
+    assert "posts/new/index.html" in tree(out) or export(app, out).written  # and the next export goes on
+
+
+def test_full_writes_every_file_again(site: Flask, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    export(site, out)
+    before = inodes(out)
+    full = export(site, out, full=True)
+    assert full.written == full.files and full.unchanged == 0
+    assert not set(before.values()) & set(inodes(out).values())
+
+
+def test_gzip_copies_beside_every_text_file(site: Flask, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    report = export(site, out, compress=("gz",))
+    files = tree(out)
+    for name in ("index.html", "feed.xml", "feed.json", "sitemap.xml", "robots.txt", "static/css/site.css",
+                 "posts/post-1/index.html", "404.html"):
+        assert gzip.decompress(files[f"{name}.gz"]) == files[name]
+    assert not any(name.endswith(".jpg.gz") for name in files)  # already compressed
+    assert report.files == len(files)
+    plain = export(site, out)
+    assert not any(name.endswith(".gz") for name in tree(out))
+    assert plain.deleted == report.files - plain.files and plain.written == 0
+
+
+def test_symlinks_in_static_are_exported_only_as_the_server_serves_them(site: Flask, tmp_path: Path) -> None:
+    static = tmp_path / "static"
+    shutil.copytree(site.static_folder or "", static)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "key.txt").write_text("private key")
+    (static / "key.txt").symlink_to(secrets / "key.txt")  # a secrets file
+    (static / "private").symlink_to(secrets)  # a whole folder
+    (static / "assets" / "outside.txt").symlink_to(secrets / "key.txt")
+    (static / "style.css").symlink_to(static / "css" / "site.css")  # inside static/: the server serves it
+    site.static_folder = str(static)
+    client = site.test_client()
+    for path in ("/static/key.txt", "/static/private/key.txt", "/assets/outside.txt", "/static/assets/outside.txt"):
+        assert client.get(path).status_code == 404, path
+    assert client.get("/static/style.css").status_code == 200
+    out = tmp_path / "site"
+    code, output = freeze(site, out)
+    assert code == 0, output
+    files = tree(out)
+    assert not any(b"private key" in body for body in files.values())
+    assert not {"static/key.txt", "static/private/key.txt", "assets/outside.txt", "static/assets/outside.txt"} & set(files)
+    assert files["static/style.css"] == (static / "css" / "site.css").read_bytes()
+    assert "static/key.txt: leads outside static/ (the server answers 404), not exported" in output
+
+
+def test_drafts_future_posts_and_previews_are_never_exported(make_app: AppFactory, write_post: WritePost,
+                                                             tmp_path: Path) -> None:
+    write_post("2020-01-01-plan.md", "Secret plan.", title="Plan", published=False)
+    write_post("2999-01-01-later.md", "Not yet.", title="Later")
+    write_post("2020-01-02-one.md", "[preview](/posts/plan/?preview=let-me-in-0123456789)", title="One")
+    app = make_app(BLOG_PREVIEW_TOKEN="let-me-in-0123456789")
+    assert app.test_client().get("/posts/plan/?preview=let-me-in-0123456789").status_code == 200
+    out = tmp_path / "site"
+    code, output = freeze(app, out)
+    assert code == 1 and "/posts/plan/: answered 404, not exported" in output
+    files = tree(out)
+    assert not any(name.startswith(("posts/plan", "posts/later")) for name in files)
+    assert not any(b"Secret plan" in body or b"Not yet" in body for body in files.values())
+
+
+def test_progress_is_reported_in_lines_when_stderr_is_not_a_terminal(site: Flask, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "PROGRESS_SECONDS", 0.0)  # a line at every step; five seconds apart in real use
+    result = site.test_cli_runner().invoke(args=["blog", "freeze", str(tmp_path / "site")])
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Exporting")]
+    assert lines[0].startswith("Exporting ") and lines[0].endswith(" pages")
+    assert len(lines) > 10 and lines[-1].endswith("(100%)")
+    counts = [int(line.split()[1].split("/")[0].replace(",", "")) for line in lines[1:]]
+    assert counts == sorted(counts)
+    summary = result.stdout.strip()
+    assert re.fullmatch(rf"{re.escape(str(tmp_path / 'site'))}: [\d,]+ files, [\d,]+ written \([\d,]+ bytes\), "
+                        r"0 unchanged, 0 deleted, [\d,]+ pages rendered in [\d.]+ s; 0 broken links", summary), summary
+
+
+# An incremental export must be the full export, byte for byte, whatever changed in between.
+Change = tuple[str, int, int]
+changes = st.lists(st.tuples(st.sampled_from(["body", "title", "tags", "date", "add", "delete", "draft", "future"]),
+                             st.integers(0, 7), st.integers(0, 3)), min_size=1, max_size=4)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(changes, min_size=1, max_size=2))
+def test_incremental_export_equals_a_full_export(steps: list[list[Change]], forking: None) -> None:
+    with tempfile.TemporaryDirectory() as temporary:
+        root = Path(temporary)
+        posts = root / "posts"
+        posts.mkdir()
+        for number in range(5):
+            _write(posts, number, f"Body {number}. [Next](/posts/post-{number + 1}/)", f"Post {number}", number % 3, 1)
+        settings_ = {"BLOG_POSTS_DIR": str(posts), "BLOG_WATCH": "off", "BLOG_URL": BASE, "BLOG_PER_PAGE": "2",
+                     "BLOG_FEED_ENTRIES": "3"}
+        out = root / "incremental"
+        export(create_app(settings_), out, processes=2)
+        for step in steps:
+            for kind, number, value in step:
+                _change(posts, kind, number, value)
+            incremental = export(create_app(settings_), out, processes=2)
+            full = export(create_app(settings_), root / "full", full=True, processes=1)
+            assert tree(out) == tree(root / "full")
+            assert (incremental.broken, incremental.failed) == (full.broken, full.failed)
+            shutil.rmtree(root / "full")
+
+
+def _write(posts: Path, number: int, body: str, title: str, tag: int, day: int, **meta: Any) -> None:
+    front = {"title": title, "tags": [f"t{tag}"], "categories": ["Notes" if number % 2 else "Other"],
+             "date": f"2020-01-{day:02d} 10:{number:02d}:00", **meta}
+    (posts / f"post-{number}.md").write_text(f"---\n{yaml.safe_dump(front)}---\n{body}\n", encoding="utf-8")
+
+
+def _change(posts: Path, kind: str, number: int, value: int) -> None:
+    path = posts / f"post-{number}.md"
+    if kind == "add" or not path.exists():
+        _write(posts, number, f"New {number}, {value}.", f"Added {number}", value, 1 + value)
+    elif kind == "delete":
+        path.unlink()
+        return
+    else:
+        text = path.read_text(encoding="utf-8")
+        front, body = text.split("---\n")[1:3]
+        meta = yaml.safe_load(front)
+        if kind == "body":
+            body = f"Edited {value}. [Post {value}](/posts/post-{value}/)\n\nMore.\n"
+        elif kind == "title":
+            meta["title"] = f"Retitled {number} {value}"
+        elif kind == "tags":
+            meta["tags"] = [f"t{value}"]
+        elif kind == "date":
+            meta["date"] = f"2020-0{1 + value}-0{1 + value} 09:00:00"
+        elif kind == "draft":
+            meta["published"] = not value % 2
+        elif kind == "future":
+            meta["date"] = f"{2999 if value % 2 else 2020}-01-01 09:00:00"
+        path.write_text(f"---\n{yaml.safe_dump(meta)}---\n{body}", encoding="utf-8")
+    os.utime(path, ns=(time.time_ns(), time.time_ns()))  # a rewrite within the same clock tick is still seen
