@@ -46,6 +46,7 @@ from werkzeug.test import Client
 
 from blog.content import Post, PostStore
 from blog.content.derived import related
+from blog.content.jekyll import JekyllSite
 from blog.content.parallel import may_fork, reap, usable_cpus
 from blog.content.store import Snapshot
 from blog.views import RELATED_POSTS
@@ -145,7 +146,7 @@ def freeze(app: Flask, folder: Path, progress: Progress, *, full: bool = False, 
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         exporter = _Exporter(app, staging, previous, compress)
-        report = exporter.run(progress, processes or usable_cpus())
+        report = exporter.run(progress, processes or usable_cpus(), folder)
         exporter.write_manifest()
         if previous.folder is None and folder.exists():  # a clean build: everything there goes
             previous.files = frozenset(_relative_files(folder)) - {MARKER}
@@ -176,8 +177,11 @@ class _Exporter:
         self._client: Client | None = None
         self._targets: dict[str, str | None] = {}
         self._pid = 0
-        self.fingerprint = _fingerprint(app)
-        self.versions = {post.url: _version(post, self.snapshot) for post in self.snapshot.posts}
+        self.site = app.extensions["quire.site"]
+        self.pages = {url: _version(page, self.site.pages) for url, page in self.site.page_index.by_url.items()}
+        # Pages are in every page's menu (nav), so any change to them is a change to every page.
+        self.fingerprint = _digest([_fingerprint(app), sorted(self.pages.items())])
+        self.versions = {post.url: _version(post, self.store) for post in self.snapshot.posts}
         self.group_prints = {(kind, slug): _digest([(post.url, post.sort_key[0]) for post in group.posts])
                              for kind, groups in (("tag", self.snapshot.tags), ("category", self.snapshot.categories))
                              for slug, group in groups.items()}
@@ -192,6 +196,10 @@ class _Exporter:
                               *(group.term.name for groups in (snapshot.categories, snapshot.tags, snapshot.authors)
                                 for group in groups.values())])
         jobs = [Job(post.url, None, post) for post in snapshot.posts]
+        jobs += [Job(url, _digest([self.fingerprint, url])) for url in self.pages]
+        redirects = {**self.site.pages.snapshot.redirects, **snapshot.redirects}  # redirect_from and redirect_to
+        jobs += [Job(path, _digest([self.fingerprint, path, target])) for path, target in sorted(redirects.items())
+                 if path not in snapshot.by_url and path not in self.pages]
         with self.app.test_request_context("/"):
             for path in (*SEEDS[1:], url_for("posts.archive"), url_for("posts.categories"), url_for("posts.tags")):
                 jobs.append(Job(path, _digest([path, everything])))
@@ -236,9 +244,9 @@ class _Exporter:
 
     # Running ----------------------------------------------------------------------------------------
 
-    def run(self, progress: Progress, processes: int) -> Report:
-        """Export everything into the staging folder and check the links; return the report."""
-        self._statics()
+    def run(self, progress: Progress, processes: int, folder: Path) -> Report:
+        """Export everything into the staging folder (for ``folder``) and check the links; return the report."""
+        self._statics(folder)
         jobs = self.plan()
         with progress(len(jobs) + 1) as bar:
             with closing(self._parallel(jobs, processes, bar)) as outcomes:  # closed at once if interrupted
@@ -248,6 +256,7 @@ class _Exporter:
             self._record(self.export(Job(NOT_FOUND_PROBE, None)))  # the page static hosts show for unknown URLs
             bar.update(1)
         self._check_links()
+        self.report.failed.sort()  # the children finish in any order
         self.report.files = len(self.files)
         return self.report
 
@@ -368,16 +377,17 @@ class _Exporter:
         response = self.client().get(job.path)
         status = response.status_code
         if status in REDIRECTS:
-            target = site_path(response.headers["Location"], job.path, self.base)
-            if target is None:
-                return Outcome(job.path, status, rendered=True)
-            if _file_name(target) == _file_name(job.path):  # /about -> /about/ share one file: nothing to add
+            location = response.headers["Location"]
+            target = site_path(location, job.path, self.base)
+            if target is None:  # off the site (a post's redirect_to): a static host needs the page all the same
+                body, links = _redirect_page(location), ()
+            elif _file_name(target) == _file_name(job.path):  # /about -> /about/ share one file: nothing to add
                 return Outcome(job.path, status, references=(target,), rendered=True)
-            body = _redirect_page(target)
-            links: tuple[str, ...] = (target,)
+            else:
+                body, links = _redirect_page(target), (target,)
         elif status == 200 or job.path == NOT_FOUND_PROBE and status == 404:
             body = response.get_data()
-            links = tuple(dict.fromkeys(references(body, response.mimetype, self.base))) if status == 200 else ()
+            links: tuple[str, ...] = tuple(dict.fromkeys(references(body, response.mimetype, self.base))) if status == 200 else ()
         else:
             return Outcome(job.path, status, rendered=True)
         if b'class="render-fallback"' in body:
@@ -444,26 +454,30 @@ class _Exporter:
 
     # Static files -------------------------------------------------------------------------------------
 
-    def _statics(self) -> None:
-        """Copy static/ (and static/assets/ to /assets/) under the server's rules: linked if unchanged."""
+    def _statics(self, folder: Path) -> None:
+        """Copy static/ (and static/assets/ to /assets/), and a Jekyll site's own files, under the server's rules."""
         static = self.app.static_folder or ""
-        if not os.path.isdir(static):
-            return
-        for relative, source in static_files(static, self.report.refused):
-            names = [f"static/{relative}"]
-            if relative.startswith("assets/"):
-                names.append(relative)  # Jekyll's /assets/ URLs
+        copies: list[tuple[str, str]] = []
+        if os.path.isdir(static):
+            for relative, source in static_files(static, self.report.refused):
+                copies.append((f"static/{relative}", source))
+                if relative.startswith("assets/"):
+                    copies.append((relative, source))  # Jekyll's /assets/ URLs
+        jekyll = self.store.jekyll
+        if jekyll.serves_files:  # the site's images/, files/, favicon.ico...: what the server sends as they are
+            taken = {name for name, _ in copies}
+            copies += [(name, source) for name, source in site_files(jekyll, folder) if name not in taken]
+        for name, source in copies:
             status = os.stat(source)
-            for name in names:
-                old = self.previous.statics.get(name)
-                if old is not None and old[1] == status.st_size and old[2] == status.st_mtime_ns:
-                    kept = self._keep(name, old[0], old[1])
-                    if kept is not None:
-                        self._add_static(name, old[0], status, kept)
-                        continue
-                body = Path(source).read_bytes()
-                digest = _digest_bytes(body)
-                self._add_static(name, digest, status, self._place(name, body, digest, [None, name, old[0]] if old else None))
+            old = self.previous.statics.get(name)
+            if old is not None and old[1] == status.st_size and old[2] == status.st_mtime_ns:
+                kept = self._keep(name, old[0], old[1])
+                if kept is not None:
+                    self._add_static(name, old[0], status, kept)
+                    continue
+            body = Path(source).read_bytes()
+            digest = _digest_bytes(body)
+            self._add_static(name, digest, status, self._place(name, body, digest, [None, name, old[0]] if old else None))
 
     def _add_static(self, name: str, digest: str, status: os.stat_result, counts: tuple[int, int, int]) -> None:
         self.statics[name] = [digest, status.st_size, status.st_mtime_ns]
@@ -611,6 +625,21 @@ def static_files(static: str, refused: list[str] | None = None) -> Iterator[tupl
     yield from sorted(found)
 
 
+def site_files(jekyll: JekyllSite, export: Path) -> Iterator[tuple[str, str]]:
+    """Yield (URL path without its /, file) for every file of a Jekyll site the server sends as it is."""
+    root = jekyll.root
+    skipped = {os.path.realpath(export)}  # an export inside the site folder is not part of the site
+    for folder, folders, names in os.walk(root):
+        relative = os.path.relpath(folder, root).replace(os.sep, "/")
+        prefix = "" if relative == "." else f"{relative}/"
+        folders[:] = sorted(name for name in folders if jekyll.copies(prefix + name)
+                            and os.path.realpath(os.path.join(folder, name)) not in skipped)
+        for name in sorted(names):
+            source = jekyll.site_file(f"/{prefix}{name}")
+            if source is not None:
+                yield prefix + name, source
+
+
 # Links ---------------------------------------------------------------------------------------------------
 
 def file_for(root: Path, path: str) -> Path:
@@ -669,19 +698,11 @@ def site_path(reference: str, page: str, base: str) -> str | None:
 
 # Keys and the manifest -----------------------------------------------------------------------------------
 
-def _version(post: Post, snapshot: Snapshot) -> str:
+def _version(post: Post, store: PostStore) -> str:
     """Return a digest of everything about ``post`` that any page showing it may show."""
-    parts = [repr(post), repr(post.meta)]  # the dataclass repr: every field but the store's own plumbing
-    if "{%" in post.body:  # post_url and link tags name other posts: their URLs are part of this one's body
-        parts.append(_stems(snapshot))
-    return _digest(parts)
-
-
-def _stems(snapshot: Snapshot) -> str:
-    memo = snapshot.__dict__.setdefault("_derived", {})
-    if "freeze_stems" not in memo:
-        memo["freeze_stems"] = _digest(sorted((stem, post.url) for stem, post in snapshot.by_stem.items()))
-    return memo["freeze_stems"]
+    # The dataclass repr (every field but the store's plumbing), the file's digest (its body), the front matter,
+    # and the URLs its post_url and link tags name, which are part of its HTML.
+    return _digest([repr(post), post.digest, repr(post.meta), *(store.resolve_post_url(name) for name in post.links)])
 
 
 def _fingerprint(app: Flask) -> str:

@@ -284,6 +284,46 @@ def test_progress_is_reported_in_lines_when_stderr_is_not_a_terminal(site: Flask
                         r"0 unchanged, 0 deleted, [\d,]+ pages rendered in [\d.]+ s; 0 broken links", summary), summary
 
 
+def test_pages_and_their_menu_are_exported_and_kept_current(make_app: AppFactory, write_post: WritePost,
+                                                            write_page: WritePost, tmp_path: Path) -> None:
+    write_post("2020-01-01-one.md", "One.", title="One")
+    write_page("about.md", "About us.", title="About", nav=1)
+    write_page("colophon.md", "Made with Quire.", title="Colophon")  # in no menu: found through the sitemap
+    out = tmp_path / "site"
+    assert export(make_app(), out).broken == []
+    files = tree(out)
+    assert b"About us." in files["about/index.html"] and b"Made with Quire." in files["colophon/index.html"]
+    write_page("about.md", "About us.", title="Who we are", nav=1)  # the menu of every page changes
+    again = export(make_app(), out)
+    post = BeautifulSoup(tree(out)["posts/one/index.html"], "html.parser")
+    assert "Who we are" in post.find("header").text
+    assert again.written >= len([name for name in files if name.endswith(".html")]) - 1
+
+
+def test_a_jekyll_sites_own_files_and_redirects_are_exported(tmp_path: Path) -> None:
+    site = tmp_path / "jekyll"
+    for relative, text in {"_config.yml": "permalink: pretty\n",
+                           "_posts/2016-09-21-a.md": "---\ntitle: A\nredirect_from: [/blog/a/, /old/a.html]\n---\nA.\n",
+                           "_posts/2016-09-23-moved.md": "---\ntitle: C\nredirect_to: https://elsewhere.example/c/\n---\nC.\n",
+                           "images/logo.png": "logo", "_data/secret.yml": "token: s3cret\n"}.items():
+        (site / relative).parent.mkdir(parents=True, exist_ok=True)
+        (site / relative).write_text(text, encoding="utf-8")
+    (tmp_path / "outside.txt").write_text("outside the site", encoding="utf-8")
+    (site / "images/escape.txt").symlink_to(tmp_path / "outside.txt")
+    app = create_app({"BLOG_JEKYLL_SITE": str(site), "BLOG_WATCH": "off", "BLOG_URL": BASE})
+    out = site / "public"  # inside the site folder: never copied into itself
+    export(app, out)
+    files = tree(out)
+    assert files["images/logo.png"] == b"logo"
+    assert not {"images/escape.txt", "_data/secret.yml", "_config.yml"} & set(files)
+    assert not any(name.startswith("public/") for name in files)
+    for origin, target in [("blog/a/index.html", "/2016/09/21/a/"), ("old/a.html", "/2016/09/21/a/"),
+                           ("2016/09/23/moved/index.html", "https://elsewhere.example/c/")]:
+        refresh = BeautifulSoup(files[origin], "html.parser").find("meta", attrs={"http-equiv": "refresh"})
+        assert refresh["content"] == f"0; url={target}", origin
+    assert export(app, out).written == 0  # and a second export keeps them all
+
+
 # An incremental export must be the full export, byte for byte, whatever changed in between.
 Change = tuple[str, int, int]
 changes = st.lists(st.tuples(st.sampled_from(["body", "title", "tags", "date", "add", "delete", "draft", "future"]),
