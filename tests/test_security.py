@@ -307,3 +307,52 @@ def test_redirects_never_take_their_host_from_the_request(make_app: AppFactory, 
         response = client.get(path, headers=headers)
         assert response.status_code in {301, 308}
         assert response.headers["Location"] == target
+
+
+@pytest.mark.slow
+def test_a_forged_script_name_header_through_gunicorn_poisons_nothing(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from bench.faults import fetch, free_port
+
+    (tmp_path / "posts").mkdir()
+    (tmp_path / "posts" / "2020-01-01-x.md").write_text("---\ntitle: X\n---\nText.\n")
+    port = free_port()
+    env = {**os.environ, "BLOG_POSTS_DIR": str(tmp_path / "posts"), "BIND": f"127.0.0.1:{port}",
+           "WEB_CONCURRENCY": "1"}
+    root = Path(__file__).resolve().parent.parent
+
+    def send(raw: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(raw)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            return answer
+
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=root,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if fetch(port, "/healthz")[0] == 200:
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        # gunicorn honours SCRIPT_NAME from loopback and strips it from the path
+        forged = send(b"GET //evil.example/posts/x/ HTTP/1.0\r\nHost: a\r\nSCRIPT_NAME: //evil.example\r\n\r\n")
+        assert forged.startswith(b"HTTP/1.0 404")
+        later = send(b"GET /posts/x/ HTTP/1.0\r\nHost: a\r\n\r\n")
+        assert later.startswith(b"HTTP/1.0 200") and b"//evil" not in later
+        moved = send(b"GET /categories HTTP/1.0\r\nHost: evil.example\r\n\r\n")
+        assert b"\r\nLocation: /categories/\r\n" in moved
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
