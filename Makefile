@@ -1,10 +1,10 @@
-# Quire: `make run` serves posts/ on http://127.0.0.1:8000; `make test` runs the whole suite.
+# Quire: `make run` serves posts/ on http://127.0.0.1:8000 (`make dev` to write); `make test` runs the suite.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := chromium nginx wrk default-jre-headless jekyll ruby-jekyll-redirect-from ruby-jekyll-feed
 
-.PHONY: run test test-fast bench bench-short check clean system-deps
+.PHONY: run dev test test-fast bench bench-short check clean system-deps
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -23,6 +23,10 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 
 run: $(VENV)/.runtime
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+# The author's preview server: drafts shown, problems in the page, the open tab reloads on every change.
+dev: $(VENV)/.runtime
+	$(BIN)/python -m blog serve --dev
 
 # System packages the browser, proxy and load tests use, installed only where missing.
 system-deps:

@@ -10,9 +10,11 @@ from blog.config import ConfigError, load as load_settings
 
 # gunicorn reads every top-level name here as a setting, so Quire's own names must not clash (no `config`).
 try:  # Fail fast with one clear line instead of a traceback from every worker.
-    load_settings()
+    _settings = load_settings()
 except ConfigError as error:
     sys.exit(f"quire: configuration error: {error}")
+if _settings["BLOG_DEV"]:  # shows drafts to anyone, and each open tab would hold a sync worker
+    sys.exit("quire: configuration error: BLOG_DEV is for the preview server (make dev), never for gunicorn")
 
 bind = os.environ.get("BIND") or f"127.0.0.1:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", min(multiprocessing.cpu_count() * 2 + 1, 8)))

@@ -60,7 +60,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["quire.watcher"] = watcher
     app.extensions["quire.watchers"] = watchers
 
-    from blog import cli, discovery, errors, feeds, health, search, security, theme, views
+    from blog import cli, dev, discovery, errors, feeds, health, search, security, theme, views
+
+    dev.register(app)  # first, so its after_request hook runs last (see dev.register)
 
     app.register_blueprint(views.bp)
     app.register_blueprint(feeds.bp)
@@ -74,9 +76,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     cli.register(app)
     theme.register(app)
     flask_app = app.wsgi_app
-    cached = ResponseCache(flask_app, site, watchers, settings["BLOG_RESPONSE_CACHE_ENTRIES"])
-    app.extensions["quire.cache"] = cached
-    app.wsgi_app = security.RequestGuard(cached, flask_app)  # type: ignore[method-assign]
+    if settings["BLOG_DEV"]:  # nothing may hide a change from the author, and event streams never end to be cached
+        app.wsgi_app = security.RequestGuard(flask_app, flask_app)  # type: ignore[method-assign]
+    else:
+        cached = ResponseCache(flask_app, site, watchers, settings["BLOG_RESPONSE_CACHE_ENTRIES"])
+        app.extensions["quire.cache"] = cached
+        app.wsgi_app = security.RequestGuard(cached, flask_app)  # type: ignore[method-assign]
     proxies = settings["BLOG_TRUSTED_PROXIES"]
     if proxies:  # outermost, so every layer sees the client's address, scheme and host
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]

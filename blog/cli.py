@@ -16,6 +16,7 @@ import yaml
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from blog import dev
 from blog import freeze as exporter
 from blog.content import PostStore
 from blog.content import post as rules
@@ -35,10 +36,11 @@ def _store() -> PostStore:
 @click.argument("title")
 @click.option("--category", "categories", multiple=True, metavar="NAME", help="A category (repeat for more).")
 @click.option("--tag", "tags", multiple=True, metavar="NAME", help="A tag (repeat for more).")
-@click.option("--draft", is_flag=True,
-              help="Write it as a draft (published: false): visible only with the preview token.")
+@click.option("--draft/--publish", default=True, show_default=True,
+              help="A draft (published: false) is seen only under `make dev` or with the preview token, until you "
+                   "delete that line; --publish puts the post on the site at once.")
 def new(title: str, categories: tuple[str, ...], tags: tuple[str, ...], draft: bool) -> None:
-    """Start a post: write posts/YYYY-MM-DD-slug.md with front matter and print its path and URL."""
+    """Start a post: write posts/YYYY-MM-DD-slug.md as a draft and print its path and preview addresses."""
     store = _store()
     slug = rules.slugify(title)
     if not title.strip() or not slug:
@@ -67,7 +69,8 @@ def new(title: str, categories: tuple[str, ...], tags: tuple[str, ...], draft: b
     token = current_app.config.get("BLOG_PREVIEW_TOKEN")
     click.echo(path)
     if draft:
-        click.echo(f"{address} (a draft: remove 'published: false' to publish it)")
+        click.echo(f"{address} (a draft: delete the line 'published: false' to publish it)")
+        click.echo(f"preview: {dev.address()}{rules.encode_url(url)} (while `make dev` runs)")
         if token:
             click.echo(f"preview: {address}?preview={token}")
     else:
@@ -75,6 +78,39 @@ def new(title: str, categories: tuple[str, ...], tags: tuple[str, ...], draft: b
     for problem in store.snapshot.problems.get(relative, ()):
         if problem.severity != "info":
             click.echo(str(problem), err=True)
+
+
+@blog_cli.command("serve", with_appcontext=False)
+@click.option("--dev", "dev_mode", is_flag=True, help="The author's preview: drafts and future posts shown and marked, "
+              "problems shown in the page, and the open page reloads when anything changes.")
+@click.option("--host", default=dev.DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option("--port", default=dev.DEFAULT_PORT, show_default=True, envvar="PORT", help="Port (or $PORT).")
+def serve(dev_mode: bool, host: str, port: int) -> None:
+    """Serve the site on this machine with Werkzeug's threaded server, for writing (make dev is --dev).
+
+    For readers, serve it with gunicorn (make run) behind nginx: see docs/deploying.md.
+    """
+    from werkzeug.serving import make_server
+
+    from blog import create_app
+
+    app = create_app({"BLOG_DEV": True} if dev_mode else None)
+    app.extensions["quire.watchers"].ensure_running()
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except OSError as error:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    server.daemon_threads = True  # open event streams must not hold up Ctrl+C
+    shown = "drafts and future posts shown, the page reloads on every change" if dev_mode else "as readers see it"
+    click.echo(f"Serving {app.config['BLOG_POSTS_DIR']} at http://{host}:{server.server_port}/ ({shown}); "
+               "Ctrl+C stops", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        app.extensions["quire.watchers"].stop()
 
 
 @blog_cli.command("check")

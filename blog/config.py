@@ -219,6 +219,9 @@ SETTINGS = (
             "else $XDG_CACHE_HOME/quire or ~/.cache/quire), a path, or off."),
     Setting("BLOG_TRUSTED_PROXIES", 0, _non_negative_int,
             "Number of proxies in front of Quire whose X-Forwarded-For/-Proto/-Host to trust (0: ignore them)."),
+    Setting("BLOG_DEV", False, _flag,
+            "The author's preview server, as make dev and python -m blog serve --dev set it: drafts and future posts "
+            "shown and marked, problems in the page, live reload, no caching. Never for production."),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 

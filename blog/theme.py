@@ -52,7 +52,7 @@ def register(app: Flask) -> None:
 
     def asset_url(filename: str) -> str:
         """Return a static file's URL with a content fingerprint, so it can be cached for a year."""
-        if filename not in fingerprints:
+        if filename not in fingerprints or app.config["BLOG_DEV"]:  # dev mode: a changed file, a new URL
             path = os.path.join(app.static_folder or "", filename)
             try:
                 with open(path, "rb") as handle:

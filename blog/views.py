@@ -12,6 +12,7 @@ from flask import (Blueprint, Response, abort, current_app, redirect, render_tem
                    send_from_directory, url_for)
 from werkzeug.exceptions import NotFound
 
+from blog import dev
 from blog.content import Group, Post, PostStore
 from blog.content.derived import archive as archive_of, related
 from blog.content.site import Site
@@ -179,7 +180,8 @@ def detail(url: str) -> Any:
     if post is None:
         page = site().page_at(path)
         if page is not None:
-            return cacheable(render_template("page.html", page=page))
+            broken = dev.broken_post_page(page, site().pages) if dev.enabled() else None
+            return broken if broken is not None else cacheable(render_template("page.html", page=page))
         own = store().jekyll.site_file(path)
         if own is not None:  # a Jekyll site's images/, files/, favicon.ico... at their own URLs
             return send_file(own, max_age=current_app.config["BLOG_CACHE_SECONDS"], conditional=True)
@@ -189,6 +191,10 @@ def detail(url: str) -> Any:
         if alternative in snapshot.by_url or site().page_at(alternative) is not None:
             return redirect(url_for("posts.detail", url=alternative.lstrip("/")), 308)
         abort(404)
+    if dev.enabled():  # the author sees what is wrong with the file, not its last good version
+        broken = dev.broken_post_page(post, store())
+        if broken is not None:
+            return broken
     newer, older = snapshot.neighbours(post)
     return cacheable(render_template("post.html", post=post, newer=newer, older=older,
                                      related=related(snapshot, post, RELATED_POSTS)))

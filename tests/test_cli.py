@@ -62,7 +62,8 @@ def test_list_prints_date_url_and_title(make_app: AppFactory, write_post: WriteP
 def test_new_writes_a_dated_post_with_front_matter(make_app: AppFactory, posts_dir: Path) -> None:
     app = make_app()
     result = app.test_cli_runner().invoke(
-        args=["blog", "new", "Hello, World: Again!", "--category", "Web Dev", "--tag", "python", "--tag", "flask"])
+        args=["blog", "new", "Hello, World: Again!", "--category", "Web Dev", "--tag", "python", "--tag", "flask",
+              "--publish"])
     assert result.exit_code == 0, result.output
     today = dt.datetime.now(dt.timezone.utc).date()
     written = posts_dir / f"{today:%Y-%m-%d}-hello-world-again.md"
@@ -84,7 +85,7 @@ def test_new_draft_is_unpublished_and_names_its_preview_url(make_app: AppFactory
     today = dt.datetime.now(dt.timezone.utc).date()
     url = f"https://blog.example.com/{today:%Y/%m/%d}/work-in-progress.html"
     assert result.output.splitlines()[1].startswith(url + " (a draft")
-    assert result.output.splitlines()[2] == f"preview: {url}?preview=s3cret-token-for-tests"
+    assert result.output.splitlines()[3] == f"preview: {url}?preview=s3cret-token-for-tests"
     assert app.test_client().get(url.removeprefix("https://blog.example.com")).status_code == 404
 
 
@@ -109,7 +110,7 @@ def test_new_refuses_to_overwrite(make_app: AppFactory, posts_dir: Path) -> None
 
 def test_python_dash_m_blog_runs_the_same_commands(posts_dir: Path) -> None:
     env = {"PATH": os.environ["PATH"], "BLOG_POSTS_DIR": str(posts_dir), "BLOG_WATCH": "off", "BLOG_CACHE_DIR": "off"}
-    made = subprocess.run([sys.executable, "-m", "blog", "new", "From the shell"], cwd=ROOT, env=env,
+    made = subprocess.run([sys.executable, "-m", "blog", "new", "From the shell", "--publish"], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
     assert Path(made.stdout.splitlines()[0]).is_file()
@@ -242,7 +243,7 @@ def test_check_points_at_the_first_unsupported_liquid_tag_and_a_link_tags_path(m
 
 def test_new_warns_when_its_url_is_taken(make_app: AppFactory, write_post: WritePost) -> None:
     write_post("2020-01-01-same-title.md", title="Same title")
-    result = make_app().test_cli_runner().invoke(args=["blog", "new", "Same title"])
+    result = make_app().test_cli_runner().invoke(args=["blog", "new", "Same title", "--publish"])
     assert result.exit_code == 0
     assert result.stdout.splitlines()[1] == "https://blog.example.com/posts/same-title/"
     assert "error: URL /posts/same-title/ is also used by 2020-01-01-same-title.md" in result.stderr

