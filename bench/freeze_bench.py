@@ -1,0 +1,119 @@
+"""``blog freeze`` against the crawler it replaced, side by side on the same generated posts.
+
+Run from the checkout: ``.venv/bin/python bench/freeze_bench.py [--sizes 1000 10000]``. For each size: the old
+exporter (the commit before the parallel one, unpacked with ``git archive``) once, since it has no incremental
+mode; then the new one from a clean folder with a cold render cache, again with nothing changed, again after
+one post is edited, and with ``--full`` over a warm render cache (what an export after the server ran costs).
+Each run is a fresh ``flask blog freeze`` process timed by /usr/bin/time (wall seconds, peak RSS of the largest
+process: its forked children are waited for, so they count). The report is printed and written to
+bench/results/freeze.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.generate import generate  # noqa: E402
+from bench.harness import ROOT, table  # noqa: E402
+
+BASELINE = "52b351cb07c3465711aa7cadb22d94f04ffd5c0b"  # main just before the parallel, incremental exporter
+SUMMARY = re.compile(r": ([\d,]+) files, ([\d,]+) written \(([\d,]+) bytes\), ([\d,]+) unchanged, ([\d,]+) deleted, "
+                     r"([\d,]+) pages rendered")
+OLD_SUMMARY = re.compile(r"([\d,]+) files written to ")
+
+
+@dataclass
+class Run:
+    """One export: what it was, how long it took, what it wrote, its peak memory and the machine's load."""
+
+    label: str
+    seconds: float
+    peak_mb: float
+    files: str
+    written: str
+    rendered: str
+    load: float
+
+
+def freeze(checkout: Path, posts: Path, out: Path, cache: Path, label: str, *options: str) -> Run:
+    """Run one ``blog freeze`` in ``checkout`` and return its figures."""
+    load = os.getloadavg()[0]
+    env = {**os.environ, "BLOG_POSTS_DIR": str(posts), "BLOG_CACHE_DIR": str(cache), "BLOG_WATCH": "off",
+           "BLOG_URL": "https://blog.example.com", "PYTHONPATH": str(checkout)}
+    command = ["/usr/bin/time", "-f", "TIME %e %M", sys.executable, "-m", "flask", "--app", "wsgi", "blog",
+               "freeze", str(out), *options]
+    result = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True, check=False)
+    timing = re.search(r"TIME ([\d.]+) (\d+)", result.stderr)
+    if timing is None or result.returncode not in {0, 1}:
+        raise SystemExit(f"{label} failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-3000:]}")
+    found = SUMMARY.search(result.stdout)
+    if found:
+        files, written, _, _, _, rendered = found.groups()
+    else:
+        old = OLD_SUMMARY.search(result.stdout)
+        files = written = rendered = old.group(1) if old else "?"
+    return Run(label, float(timing.group(1)), int(timing.group(2)) / 1024, files, written, rendered, load)
+
+
+def edit_one(posts: Path) -> None:
+    """Append a paragraph to one post in the middle of the site, as an author's edit."""
+    names = sorted(posts.iterdir())
+    target = names[len(names) // 2]
+    with target.open("a", encoding="utf-8") as handle:
+        handle.write("\nOne more paragraph, added by an edit.\n")
+
+
+def bench(size: int, work: Path, baseline: Path, skip_old: bool) -> list[Run]:
+    """Measure every run at one size."""
+    posts = work / f"posts-{size}"
+    generate(posts, size)
+    runs = []
+    if not skip_old:
+        runs.append(freeze(baseline, posts, work / f"old-{size}", work / f"cache-old-{size}", "old crawler, full"))
+    out, cache = work / f"new-{size}", work / f"cache-new-{size}"
+    runs.append(freeze(ROOT, posts, out, cache, "new, full (cold render cache)"))
+    runs.append(freeze(ROOT, posts, out, cache, "new, again, nothing changed"))
+    edit_one(posts)
+    runs.append(freeze(ROOT, posts, out, cache, "new, again, one post edited"))
+    runs.append(freeze(ROOT, posts, out, cache, "new, --full (warm render cache)", "--full"))
+    runs.append(freeze(ROOT, posts, out, cache, "new, --full --gzip (warm)", "--full", "--gzip"))
+    return runs
+
+
+def main() -> None:
+    """Run the export benchmark and print (and save) its report."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--baseline", default=BASELINE, help="the commit whose exporter is the old one")
+    parser.add_argument("--skip-old", action="store_true", help="measure only the new exporter")
+    arguments = parser.parse_args()
+    report = [f"# blog freeze, old crawler against the new exporter ({os.cpu_count()} CPUs)\n"]
+    with tempfile.TemporaryDirectory(prefix="quire-freeze-bench-") as temporary:
+        work = Path(temporary)
+        baseline = work / "baseline"
+        baseline.mkdir()
+        archive = subprocess.run(["git", "archive", arguments.baseline], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive.stdout, check=True)
+        for size in arguments.sizes:
+            runs = bench(size, work, baseline, arguments.skip_old)
+            rows = [(run.label, f"{run.seconds:.1f}", run.files, run.written, run.rendered, f"{run.peak_mb:.0f}",
+                     f"{run.load:.1f}") for run in runs]
+            report.append(f"\n## {size:,} posts\n\n" + table(
+                ("run", "seconds", "files", "written", "pages rendered", "peak MB", "load before"), rows, left=1))
+            print(report[-1], flush=True)
+    results = ROOT / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    (results / "freeze.md").write_text("".join(report) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
