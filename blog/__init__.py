@@ -14,8 +14,10 @@ from blog import config, logs
 from blog.content import PostStore, jekyll
 from blog.content.pages import PostPages, render_page
 from blog.content.site import Site
+from blog.content.sitefile import SiteFile
 from blog.content.watch import Watcher, Watchers
 from blog.http import ResponseCache
+from blog.theme import ThemedFlask, static_folders, use_theme
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -24,13 +26,14 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         settings = jekyll.configure(config.load(overrides=overrides), config.given(overrides=overrides))
     except config.ConfigError as error:
         raise SystemExit(f"quire: configuration error: {error}") from None
-    app = Flask(
+    app = ThemedFlask(
         __name__,
         template_folder=str(config.PROJECT_ROOT / "templates"),
         static_folder=str(config.PROJECT_ROOT / "static"),
         static_url_path="/static",
     )
     app.config.update(settings)
+    theme_folder = use_theme(app, settings["BLOG_THEME_DIR"], settings["BLOG_STATIC_DIR"])
     app.config.update(
         FLATPAGES_ROOT=settings["BLOG_POSTS_DIR"],
         FLATPAGES_EXTENSION=settings["BLOG_EXTENSIONS"],
@@ -43,17 +46,25 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     logs.configure()
+    site_file = SiteFile(settings["BLOG_SITE_FILE"], _label(settings["BLOG_SITE_FILE"], settings["BLOG_POSTS_DIR"]))
+    # What posts' Liquid sees as {{ site.title }}: the deployment's override, else the site file's at start.
+    content_settings = {
+        **settings,
+        "BLOG_TITLE": settings["BLOG_TITLE"] or site_file.settings.title or config.DEFAULT_TITLE,
+        "BLOG_DESCRIPTION": settings["BLOG_DESCRIPTION"] or site_file.settings.description or config.DEFAULT_DESCRIPTION,
+    }
     pages = PostPages(app)
     if not os.path.isdir(settings["BLOG_POSTS_DIR"]):
         logging.getLogger("quire").warning("posts folder %s does not exist yet; the site is empty until it does",
                                            settings["BLOG_POSTS_DIR"])
     voice = logs.SiteVoice()
-    store = PostStore(pages, settings, static_root=app.static_folder or "", speaks=voice.speaks)
+    store = PostStore(pages, content_settings, static_root=static_folders(app), speaks=voice.speaks)
     store.load()
     watcher = Watcher(store, settings["BLOG_WATCH"], settings["BLOG_POLL_INTERVAL_MS"] / 1000)
-    page_store = _page_store(app, settings, store)
+    page_store = _page_store(app, content_settings, store)
     page_watcher = Watcher(page_store, settings["BLOG_WATCH"], settings["BLOG_POLL_INTERVAL_MS"] / 1000)
-    site = Site(store, page_store, _label(settings["BLOG_PAGES_DIR"], settings["BLOG_POSTS_DIR"]))
+    site = Site(store, page_store, site_file, _label(settings["BLOG_PAGES_DIR"], settings["BLOG_POSTS_DIR"]))
+    site.watched.append(theme_folder)
     watchers = Watchers((watcher, page_watcher))
     app.extensions["quire"] = store
     app.extensions["quire.site"] = site
@@ -74,7 +85,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     errors.register(app)
     security.register(app)
     cli.register(app)
-    theme.register(app)
+    theme.register(app, theme_folder)
     flask_app = app.wsgi_app
     if settings["BLOG_DEV"]:  # nothing may hide a change from the author, and event streams never end to be cached
         app.wsgi_app = security.RequestGuard(flask_app, flask_app)  # type: ignore[method-assign]
@@ -96,7 +107,7 @@ def _page_store(app: Flask, settings: Mapping[str, Any], posts: PostStore) -> Po
     if not os.path.isdir(settings["BLOG_PAGES_DIR"]):
         logging.getLogger("quire").info("pages folder %s does not exist: the site has no pages until it does",
                                         settings["BLOG_PAGES_DIR"])
-    store = PostStore(pages, settings, static_root=app.static_folder or "", kind="page", speaks=posts.speaks)
+    store = PostStore(pages, settings, static_root=static_folders(app), kind="page", speaks=posts.speaks)
     pages.resolve_post_url = posts.resolve_post_url  # {% post_url %} in a page names a post
     store.load()
     return store

@@ -37,6 +37,10 @@ def _path(name: str, raw: str) -> str:
     return str(Path(raw).expanduser().resolve())
 
 
+def _site_path(name: str, raw: str) -> str:
+    return _path(name, raw) if raw.strip() else ""  # empty: the default place in BLOG_SITE_DIR
+
+
 def _int_at_least(minimum: int) -> Callable[[str, str], int]:
     def parse(name: str, raw: str) -> int:
         try:
@@ -177,11 +181,19 @@ def _optional_file(name: str, raw: str) -> str:
 
 
 SETTINGS = (
-    Setting("BLOG_POSTS_DIR", str(PROJECT_ROOT / "posts"), _path, "Folder of Markdown posts (subfolders allowed)."),
-    Setting("BLOG_PAGES_DIR", str(PROJECT_ROOT / "pages"), _path,
+    Setting("BLOG_SITE_DIR", str(PROJECT_ROOT), _path,
+            "The site's own folder, holding posts/, pages/, site.yml, theme/ and static/ (each movable by its own setting)."),
+    Setting("BLOG_POSTS_DIR", "", _site_path, "Folder of Markdown posts (subfolders allowed); default posts/ of BLOG_SITE_DIR."),
+    Setting("BLOG_PAGES_DIR", "", _site_path,
             "Folder of pages (About, Projects...): served at their path, in the sitemap and search, never in listings or feeds."),
-    Setting("BLOG_TITLE", "Quire", _text, "Site title, shown in the header, feeds and page titles."),
-    Setting("BLOG_DESCRIPTION", "A blog served by Quire.", _text, "One-line description for the home page and feeds."),
+    Setting("BLOG_SITE_FILE", "", _site_path, "The site file (title, author, menu...); default site.yml of BLOG_SITE_DIR."),
+    Setting("BLOG_THEME_DIR", "", _site_path,
+            "Folder whose templates/ and static/ override the default theme's, file by file; default theme/ of BLOG_SITE_DIR."),
+    Setting("BLOG_STATIC_DIR", "", _site_path,
+            "The site's static files (images...), served at /static/ and /assets/; default static/ of BLOG_SITE_DIR."),
+    Setting("BLOG_TITLE", "", _text, "Site title, shown in the header, feeds and page titles; overrides site.yml's (else Quire)."),
+    Setting("BLOG_DESCRIPTION", "", _text,
+            "One-line description for the home page and feeds; overrides site.yml's (else 'A blog served by Quire.')."),
     Setting("BLOG_URL", "http://127.0.0.1:8000", _url, "Public base URL, used for absolute links in feeds and meta tags."),
     Setting("BLOG_PER_PAGE", 10, _positive_int, "Posts per listing page."),
     Setting("BLOG_FEED_PATH", "/feed.xml", _site_path,
@@ -242,4 +254,14 @@ def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] 
     for name, value in (overrides or {}).items():
         setting = SETTINGS_BY_NAME.get(name)
         settings[name] = setting.parse(name, value) if setting is not None and isinstance(value, str) else value
+    for name, part in SITE_PARTS.items():
+        if not settings[name]:
+            settings[name] = str(Path(settings["BLOG_SITE_DIR"]) / part)
     return settings
+
+
+# Where each part of a site lives in BLOG_SITE_DIR unless its own setting says otherwise.
+SITE_PARTS = {"BLOG_POSTS_DIR": "posts", "BLOG_PAGES_DIR": "pages", "BLOG_SITE_FILE": "site.yml",
+              "BLOG_THEME_DIR": "theme", "BLOG_STATIC_DIR": "static"}
+DEFAULT_TITLE = "Quire"
+DEFAULT_DESCRIPTION = "A blog served by Quire."

@@ -12,6 +12,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, has_request_context, render_template, request, url_for
 
 from blog.content import Post, Snapshot
+from blog.content.post import slugify
+from blog.theme import site_info
 from blog.views import cacheable, site, store
 
 bp = Blueprint("discovery", __name__)
@@ -85,12 +87,12 @@ def blog_posting(post: Post) -> dict[str, Any]:
         "datePublished": post.date.isoformat(),
         "dateModified": post.updated.isoformat(),
         "wordCount": post.words,
-        "publisher": {"@type": "Organization", "name": current_app.config["BLOG_TITLE"],
+        "publisher": {"@type": "Organization", "name": site_info().title,
                       "url": current_app.config["BLOG_URL"] + "/"},
     }
-    if post.author:
-        data["author"] = {"@type": "Person", "name": post.author.name,
-                          "url": absolute_url(url_for("posts.author", slug=post.author.slug))}
+    author = person(post)
+    if author:
+        data["author"] = author
     image = cover_url(post)
     if image:
         data["image"] = image
@@ -101,14 +103,34 @@ def blog_posting(post: Post) -> dict[str, Any]:
     return data
 
 
+def person(post: Post) -> dict[str, Any] | None:
+    """Return schema.org Person data for a post's author (the site file's author when the post names none)."""
+    site_author = site_info().author
+    name = post.author.name if post.author else site_author.name if site_author else None
+    if name is None:
+        return None
+    data: dict[str, Any] = {"@type": "Person", "name": name}
+    slug = post.author.slug if post.author else slugify(name)
+    if slug in store().snapshot.authors:
+        data["url"] = absolute_url(url_for("posts.author", slug=slug))
+    if site_author is not None and slugify(site_author.name) == slug:
+        if site_author.bio:
+            data["description"] = site_author.bio
+        if site_author.avatar:
+            data["image"] = absolute_url(site_author.avatar)
+        if site_author.links:
+            data["sameAs"] = [absolute_url(link.url) for link in site_author.links]
+    return data
+
+
 def web_site() -> dict[str, Any]:
     """Return schema.org WebSite data for the home page, naming the search URL (a sitelinks search box)."""
     site = current_app.config["BLOG_URL"] + "/"
     return {
         "@context": "https://schema.org",
         "@type": "WebSite",
-        "name": current_app.config["BLOG_TITLE"],
-        "description": current_app.config["BLOG_DESCRIPTION"],
+        "name": site_info().title,
+        "description": site_info().description,
         "url": site,
         "potentialAction": {
             "@type": "SearchAction",

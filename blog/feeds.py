@@ -19,6 +19,7 @@ from blog.content import Group, Post
 from blog.content.derived import shared_day_and_slug
 from blog.content.markup import clean
 from blog.discovery import absolute_url, cover_url, has_scheme, post_url, xml_text
+from blog.theme import SiteInfo, site_info
 from blog.views import cacheable, group_or_404, store
 
 bp = Blueprint("feeds", __name__)
@@ -173,16 +174,16 @@ def build_feed(title: str, description: str, page_url: str, links: Sequence[str]
 
 def site_feed() -> Feed:
     """Return the feed of the whole site."""
-    config = current_app.config
+    site = site_info()
     links = [absolute_url(url_for(endpoint)) for endpoint in ("feeds.atom", "feeds.rss", "feeds.json_feed")]
-    return build_feed(config["BLOG_TITLE"], config["BLOG_DESCRIPTION"], absolute_url(url_for("posts.index")),
+    return build_feed(site.title, site.description, absolute_url(url_for("posts.index")),
                       links, store().snapshot.posts)
 
 
 def group_feed(kind: str, group: Group) -> Feed:
     """Return the feed of one category or tag."""
     label = {"category": "Category", "tag": "Tag"}[kind]
-    site = current_app.config["BLOG_TITLE"]
+    site = site_info().title
     page_url = absolute_url(url_for(f"posts.{kind}", slug=group.term.slug))
     links = [absolute_url(url_for("feeds.group", kind=kind, slug=group.term.slug, name=name))
              for name in ("feed.xml", "rss.xml", "feed.json")]
@@ -208,13 +209,23 @@ def render_json(feed: Feed) -> Response:
         "home_page_url": feed.page_url,
         "feed_url": feed.json_url,
         "description": feed.description,
-        "language": "en",
-        "authors": [{"name": current_app.config["BLOG_TITLE"], "url": current_app.config["BLOG_URL"] + "/"}],
+        "language": site_info().lang,
+        "authors": [_json_author(site_info())],
         "items": [_json_item(entry) for entry in feed.entries],
     }
     response = cacheable(json.dumps(data, ensure_ascii=False, indent=1))
     response.content_type = JSON_FEED_TYPE
     return response
+
+
+def _json_author(site: SiteInfo) -> dict[str, Any]:
+    """Return the feed's author: the site file's author (with their avatar), else the site itself."""
+    if site.author is None:
+        return {"name": site.title, "url": site.url + "/"}
+    author: dict[str, Any] = {"name": site.author.name, "url": site.url + "/"}
+    if site.author.avatar:
+        author["avatar"] = absolute_url(site.author.avatar)
+    return author
 
 
 def _json_item(entry: Entry) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from blog.content.derived import related
 from blog.content.jekyll import JekyllSite
 from blog.content.parallel import may_fork, reap, usable_cpus
 from blog.content.store import Snapshot
+from blog.theme import static_folders
 from blog.views import RELATED_POSTS
 
 MARKER = ".quire-freeze"  # the manifest; it also marks a folder this command made, which the next export may replace
@@ -456,10 +457,15 @@ class _Exporter:
 
     def _statics(self, folder: Path) -> None:
         """Copy static/ (and static/assets/ to /assets/), and a Jekyll site's own files, under the server's rules."""
-        static = self.app.static_folder or ""
         copies: list[tuple[str, str]] = []
-        if os.path.isdir(static):
+        chosen: set[str] = set()
+        for static in static_folders(self.app):  # the theme's, the site's, then Quire's: the first one wins
+            if not os.path.isdir(static):
+                continue
             for relative, source in static_files(static, self.report.refused):
+                if relative in chosen:
+                    continue
+                chosen.add(relative)
                 copies.append((f"static/{relative}", source))
                 if relative.startswith("assets/"):
                     copies.append((relative, source))  # Jekyll's /assets/ URLs

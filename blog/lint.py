@@ -16,6 +16,7 @@ from flask import Flask
 
 from blog.content import Post, PostStore
 from blog.content.site import Site
+from blog.theme import find_static
 from blog.content.store import Problem
 
 LARGE_FILE_FRACTION = 4  # warn once a file passes a quarter of BLOG_MAX_POST_SIZE: it is on its way to the limit
@@ -40,6 +41,7 @@ def lint(app: Flask) -> list[Problem]:
     site: Site = app.extensions["quire.site"]
     found = link_problems(app)  # first: rendering for links may find a post that fails to render
     found.extend(store.problems())
+    site.site_file.refresh()  # check reads the file as it is now, not as a worker last saw it
     found.extend(site.problems())
     for files, label in ((store, ""), (site.pages, site.pages_label)):
         for relative, text, size in _post_files(files):
@@ -287,7 +289,7 @@ class LinkResolver:
                 relative = posixpath.normpath(path[len(prefix):])
                 if relative.startswith(".."):
                     return False
-                return os.path.isfile(os.path.join(self.app.static_folder or "", folder, relative))
+                return find_static(self.app, posixpath.join(folder, relative) if folder else relative) is not None
         if path not in self._answers:
             response = self._client.get(path, follow_redirects=True)
             self._answers[path] = response.status_code < 400

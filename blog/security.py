@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import posixpath
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit, urlunsplit
 
 from flask import Flask, Response, abort, current_app, request
-from werkzeug.security import safe_join
+
+from blog.theme import find_static
 
 from blog.http import without_marker
 
@@ -144,12 +145,6 @@ class RequestGuard:
 
 
 def contain_static(subfolder: str, filename: str) -> None:
-    """Abort with 404 unless ``filename`` resolves, through any symlinks, to a file inside static/."""
-    root = os.path.realpath(current_app.static_folder or "")
-    folder = os.path.join(root, subfolder) if subfolder else root
-    joined = safe_join(folder, filename)
-    if joined is None:
-        abort(404)
-    resolved = os.path.realpath(joined)
-    if os.path.commonpath([root, resolved]) != root:
+    """Abort with 404 unless ``filename`` resolves, through any symlinks, to a file inside a static folder."""
+    if find_static(current_app, posixpath.join(subfolder, filename) if subfolder else filename) is None:
         abort(404)

@@ -1,14 +1,20 @@
-"""What every template is given: the site's settings, its navigation, fingerprinted asset URLs and filters."""
+"""The site's look: the theme folder over the default theme, and what every template is given (settings, menu, assets)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, current_app, has_request_context, request, url_for
+from flask import Flask, Response, abort, current_app, has_request_context, redirect, request, send_from_directory, url_for
+from jinja2 import ChoiceLoader, FileSystemLoader
+from werkzeug.security import safe_join
 
+from blog.config import DEFAULT_DESCRIPTION, DEFAULT_TITLE
+from blog.content.sitefile import CHECK_SECONDS, Author, Link
 from blog.http import CACHE_MARKER
 
 # The menu's built-in entries, by the names the site file's ``nav:`` may use for them.
@@ -30,32 +36,152 @@ class NavItem:
     current: bool  # the page being shown: marked aria-current="page"
 
 
+@dataclass(frozen=True)
+class SiteInfo:
+    """What templates, feeds and JSON-LD know of the site: ``BLOG_*`` overrides first, then the site file."""
+
+    title: str
+    description: str
+    url: str
+    lang: str
+    author: Author | None
+    social: tuple[Link, ...]
+    footer: str
+    logo: str
+    favicon: str
+    nav: tuple[str | Link, ...]
+
+
+def site_info() -> SiteInfo:
+    """Return the site's current settings, the site file's as last read well."""
+    site_file = current_app.extensions["quire.site"].site_file
+    cached = current_app.extensions.get("quire.site_info")
+    if cached is None or cached[0] != site_file.generation:
+        config, settings = current_app.config, site_file.settings
+        info = SiteInfo(
+            title=config["BLOG_TITLE"] or settings.title or DEFAULT_TITLE,
+            description=config["BLOG_DESCRIPTION"] or settings.description or DEFAULT_DESCRIPTION,
+            url=config["BLOG_URL"], lang=settings.lang, author=settings.author, social=settings.social,
+            footer=settings.footer, logo=settings.logo, favicon=settings.favicon,
+            nav=_with_links(settings.nav) if settings.nav is not None else DEFAULT_NAV)
+        cached = current_app.extensions["quire.site_info"] = (site_file.generation, info)
+    return cached[1]
+
+
+def _with_links(nav: tuple[str | Link, ...]) -> tuple[str | Link, ...]:
+    """Return the menu a site file's ``nav:`` gives: in its order if it names a built-in, else after the defaults."""
+    if any(isinstance(entry, str) for entry in nav):
+        return nav
+    return (*DEFAULT_NAV, *nav)
+
+
 def navigation() -> list[NavItem]:
-    """Return the menu: built-in pages and pages with ``nav: N`` in the default order."""
+    """Return the menu: built-in pages, pages with ``nav: N`` and the site file's links, in the site file's order."""
     here = request.path
     items: list[NavItem] = []
-    for name in DEFAULT_NAV:
-        if name == "pages":
+    for entry in site_info().nav:
+        if isinstance(entry, Link):
+            items.append(NavItem(entry.title, entry.url, entry.url == here))
+        elif entry == "pages":
             for page in current_app.extensions["quire.site"].page_index.nav:
                 url = url_for("posts.detail", url=page.url[1:])
                 items.append(NavItem(page.title, url, url == here))
         else:
-            title, endpoint = BUILT_IN_NAV[name]
+            title, endpoint = BUILT_IN_NAV[entry]
             url = url_for(endpoint)
             items.append(NavItem(title, url, url == here))
     return items
 
 
-def register(app: Flask) -> None:
+class ThemedFlask(Flask):
+    """Flask whose static files are looked up in the theme's static/, the site's, then Quire's own."""
+
+    static_overrides: tuple[str, ...] = ()  # the theme's static/ and the site's, before static_folder
+
+    def send_static_file(self, filename: str) -> Response:
+        """Serve ``filename`` from the first static folder that has it (never outside that folder)."""
+        found = find_static(self, filename)
+        if found is None:
+            abort(404)
+        return send_from_directory(found, filename, max_age=self.get_send_file_max_age(filename))
+
+
+def static_folders(app: Flask) -> list[str]:
+    """Return the static folders in lookup order: the theme's, the site's, Quire's default theme's."""
+    return list(dict.fromkeys([*getattr(app, "static_overrides", ()), app.static_folder or ""]))
+
+
+def find_static(app: Flask, filename: str) -> str | None:
+    """Return the static folder holding ``filename`` (following no link out of that folder), or None."""
+    for root in static_folders(app):
+        joined = safe_join(root, filename)
+        if joined is None:
+            return None  # an absolute path or one with "..": no folder may serve it
+        real_root, resolved = os.path.realpath(root), os.path.realpath(joined)
+        if os.path.commonpath([real_root, resolved]) == real_root and os.path.isfile(resolved):
+            return root
+    return None
+
+
+class ThemeFolder:
+    """The theme folder's files, looked at every few moments so an edited template or stylesheet shows live."""
+
+    def __init__(self, app: Flask, folder: str):
+        self.app = app
+        self.folder = folder
+        self.generation = 1
+        self.fingerprints: dict[str, str] = {}
+        self._signature = self._scan()
+        self._checked_at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def refresh_if_due(self) -> None:
+        """Notice changed, added or removed theme files, looking at most every CHECK_SECONDS."""
+        if time.monotonic() - self._checked_at < CHECK_SECONDS:
+            return
+        with self._lock:
+            self._checked_at = time.monotonic()
+            signature = self._scan()
+            if signature == self._signature:
+                return
+            self._signature = signature
+            self.fingerprints.clear()
+            cache = self.app.jinja_env.cache
+            if cache is not None:
+                cache.clear()  # templates are compiled once; an override added or edited must be read again
+            self.generation += 1
+
+    def _scan(self) -> frozenset[tuple[str, int, int]]:
+        found = set()
+        for folder, _, files in os.walk(self.folder):
+            for name in files:
+                path = os.path.join(folder, name)
+                try:
+                    status = os.stat(path)
+                except OSError:
+                    continue
+                found.add((path, status.st_mtime_ns, status.st_size))
+        return frozenset(found)
+
+
+def use_theme(app: ThemedFlask, theme_folder: str, static_folder: str) -> ThemeFolder:
+    """Put the theme's templates/ before the default ones, and its static/ and the site's before Quire's."""
+    app.jinja_loader = ChoiceLoader([FileSystemLoader(os.path.join(theme_folder, "templates")),
+                                     FileSystemLoader(app.template_folder or "")])  # type: ignore[assignment]
+    app.static_overrides = (os.path.join(theme_folder, "static"), static_folder)
+    return ThemeFolder(app, theme_folder)
+
+
+def register(app: Flask, theme: ThemeFolder) -> None:
     """Give the app's templates their context, helpers and filters, and mark static files long-cacheable."""
-    fingerprints: dict[str, str] = {}
+    fingerprints = theme.fingerprints
 
     def asset_url(filename: str) -> str:
-        """Return a static file's URL with a content fingerprint, so it can be cached for a year."""
+        """Return a static file's URL with a fingerprint of the file served (the theme's, if it overrides it)."""
         if filename not in fingerprints or app.config["BLOG_DEV"]:  # dev mode: a changed file, a new URL
-            path = os.path.join(app.static_folder or "", filename)
+            folder = find_static(app, filename)
             try:
-                with open(path, "rb") as handle:
+                with open(os.path.join(folder or "", filename), "rb") as handle:
                     fingerprints[filename] = hashlib.blake2b(handle.read(), digest_size=6).hexdigest()
             except OSError:
                 fingerprints[filename] = ""
@@ -65,14 +191,23 @@ def register(app: Flask) -> None:
     @app.context_processor
     def site() -> dict[str, Any]:
         return {
-            "site": {
-                "title": app.config["BLOG_TITLE"],
-                "description": app.config["BLOG_DESCRIPTION"],
-                "url": app.config["BLOG_URL"],
-            },
+            "site": site_info(),
             "asset_url": asset_url,
             "navigation": navigation() if has_request_context() else [],
         }
+
+    @app.route("/favicon.ico")
+    def favicon() -> Response:
+        """Serve the site file's favicon when it names a file of the site, else the default theme's."""
+        named = site_info().favicon
+        for prefix in ("/static/", "/assets/"):
+            if named.startswith(prefix):
+                filename = ("assets/" if prefix == "/assets/" else "") + named[len(prefix):]
+                if find_static(app, filename) is not None:
+                    return app.send_static_file(filename)
+        if named.startswith(("http://", "https://")):
+            return redirect(named)
+        return app.send_static_file("favicon.ico")
 
     @app.template_filter("long_date")
     def long_date(value: Any) -> str:
@@ -80,7 +215,7 @@ def register(app: Flask) -> None:
 
     @app.after_request
     def static_cache(response: Response) -> Response:
-        if request.endpoint in {"static", "posts.assets"} and response.status_code == 200:
+        if request.endpoint in {"static", "posts.assets", "favicon"} and response.status_code == 200:
             response.headers[CACHE_MARKER] = "static"  # compressed and validated once, not per request
             if request.args.get("v"):
                 response.headers["Cache-Control"] = "public, max-age=31536000, immutable"

@@ -15,8 +15,10 @@ from werkzeug.exceptions import NotFound
 from blog import dev
 from blog.content import Group, Post, PostStore
 from blog.content.derived import archive as archive_of, related
+from blog.content.post import slugify
 from blog.content.site import Site
 from blog.security import OFF_SITE_MARKER
+from blog.theme import find_static
 
 RELATED_POSTS = 3
 
@@ -147,21 +149,22 @@ def _group_page(kind: str, groups: dict[str, Group], slug: str, page_number: int
     if page_number == 1 and request.path.rstrip("/").endswith("/page/1"):
         return redirect(url_for(endpoint, slug=slug), 301)
     listing = paginate(group.posts, page_number)
+    author = site().site_file.settings.author
+    profile = author if kind == "author" and author is not None and slugify(author.name) == slug else None
     return cacheable(render_template("group.html", kind=kind, group=group, listing=listing,
-                                     endpoint=endpoint, args={"slug": slug}))
+                                     endpoint=endpoint, args={"slug": slug}, profile=profile))
 
 
 @bp.route("/assets/<path:filename>")
 def assets(filename: str) -> Any:
-    """Serve Jekyll-style /assets/ files from static/assets/, else from a Jekyll site's own assets/."""
-    folder = current_app.static_folder + "/assets"  # type: ignore[operator]
-    try:
-        return send_from_directory(folder, filename, max_age=current_app.config["BLOG_CACHE_SECONDS"])
-    except NotFound:
-        own = store().jekyll.site_file("/assets/" + filename)  # a Jekyll site's own assets/
-        if own is None:
-            raise
-        return send_file(own, max_age=current_app.config["BLOG_CACHE_SECONDS"], conditional=True)
+    """Serve Jekyll-style /assets/ files from static/assets/ (the theme's, the site's or Quire's), else a Jekyll site's own."""
+    folder = find_static(current_app, "assets/" + filename)
+    if folder is not None:
+        return send_from_directory(folder + "/assets", filename, max_age=current_app.config["BLOG_CACHE_SECONDS"])
+    own = store().jekyll.site_file("/assets/" + filename)  # a Jekyll site's own assets/
+    if own is None:
+        raise NotFound()
+    return send_file(own, max_age=current_app.config["BLOG_CACHE_SECONDS"], conditional=True)
 
 
 @bp.route("/<path:url>")

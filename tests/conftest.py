@@ -88,8 +88,9 @@ def make_app(posts_dir: Path, pages_dir: Path) -> Iterator[AppFactory]:
     apps: list[Flask] = []
 
     def make(**overrides: Any) -> Flask:
-        settings = {"BLOG_POSTS_DIR": str(posts_dir), "BLOG_PAGES_DIR": str(pages_dir), "BLOG_WATCH": "off",
-                    "BLOG_URL": "https://blog.example.com"}
+        # The site folder is the test's own: pages/, site.yml, theme/ and static/ beside posts/, none of the checkout's.
+        settings = {"BLOG_SITE_DIR": str(posts_dir.parent), "BLOG_POSTS_DIR": str(posts_dir),
+                    "BLOG_PAGES_DIR": str(pages_dir), "BLOG_WATCH": "off", "BLOG_URL": "https://blog.example.com"}
         settings.update(overrides)
         app = create_app(settings)
         app.config["TESTING"] = True

@@ -50,8 +50,8 @@ def server(request: pytest.FixtureRequest, posts_dir: Path, pages_dir: Path) -> 
     port = free_port()
     (posts_dir / "2020-01-01-first.md").write_text("---\ntitle: First\n---\nHello.\n", encoding="utf-8")
     pages_dir.mkdir()
-    env = {**os.environ, "BLOG_POSTS_DIR": str(posts_dir), "BLOG_PAGES_DIR": str(pages_dir), "PORT": str(port),
-           "WEB_CONCURRENCY": "3"}
+    env = {**os.environ, "BLOG_SITE_DIR": str(posts_dir.parent), "BLOG_POSTS_DIR": str(posts_dir),
+           "BLOG_PAGES_DIR": str(pages_dir), "PORT": str(port), "WEB_CONCURRENCY": "3"}
     arguments = [argument.format(port=port) for argument in COMMANDS[request.param]]
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", *arguments], cwd=ROOT,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -96,6 +96,24 @@ def test_gunicorn_serves_pages_and_every_worker_sees_a_new_one(server: str, page
     assert all('<a href="/about/">About me</a>' in body for body in homes)  # in every worker's menu
     assert "/about/</loc>" in fetch(server + "/sitemap.xml")[1]
     assert "About me" not in fetch(server + "/feed.xml")[1]
+
+
+def test_gunicorn_workers_follow_the_site_file_and_the_theme(server: str, posts_dir: Path) -> None:
+    site = posts_dir.parent
+    for _ in range(30):
+        fetch(server + "/")
+    (site / "site.yml").write_text("title: Otter Notes\nnav: [home, archive]\n", encoding="utf-8")
+    (site / "theme" / "templates").mkdir(parents=True)
+    (site / "theme" / "templates" / "_footer.html").write_text("<footer>Theme footer</footer>\n", encoding="utf-8")
+    written = time.monotonic()
+
+    def themed(body: str) -> bool:
+        return "Otter Notes</a>" in body and "Theme footer" in body and "/categories/" not in body
+
+    eventually(lambda: all(themed(fetch(server + "/")[1]) for _ in range(15)), timeout=5)
+    time.sleep(max(0.0, written + 2.0 - time.monotonic()))  # as above: let the promised second pass
+    assert all(themed(fetch(server + "/posts/first/")[1]) for _ in range(30))
+    assert "<title type=\"text\">Otter Notes</title>" in fetch(server + "/feed.xml")[1]
 
 
 def workers_of(master: int) -> set[int]:

@@ -1,4 +1,4 @@
-"""The whole site's content: the posts store, the pages store, and what only both together can tell."""
+"""The whole site's content: the posts store, the pages store, the site file, and what only together they tell."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import Any
 
 from blog.content.post import Post
+from blog.content.sitefile import SiteFile
 from blog.content.store import PostStore, Problem
 
 
@@ -33,17 +35,25 @@ class Searchable:
 class Site:
     """Posts and pages together: one generation for caches, and pages kept off the URLs posts hold."""
 
-    def __init__(self, posts: PostStore, pages: PostStore, pages_label: str = "pages"):
+    def __init__(self, posts: PostStore, pages: PostStore, site_file: SiteFile, pages_label: str = "pages"):
         self.posts = posts
         self.pages = pages
+        self.site_file = site_file
+        # More things readers see that change on their own (the theme folder): each has refresh_if_due()
+        # and a growing generation.
+        self.watched: list[Any] = [site_file]
         self.pages_label = pages_label  # how `check` names the pages folder before a page's file name
         self._index = functools.lru_cache(maxsize=1)(self._build_index)
         self._searchable = functools.lru_cache(maxsize=1)(self._build_searchable)
 
     @property
     def generation(self) -> int:
-        """Return a number that grows whenever anything readers can see changes, posts or pages."""
-        return self.posts.generation + self.pages.generation
+        """Return a number that grows whenever anything readers see changes: posts, pages, the site file, the theme."""
+        generation = self.posts.generation + self.pages.generation
+        for watched in self.watched:
+            watched.refresh_if_due()
+            generation += watched.generation
+        return generation
 
     @property
     def changed_at(self) -> float:
@@ -64,9 +74,9 @@ class Site:
         return self._searchable(self.posts.generation, self.pages.generation)
 
     def problems(self) -> list[Problem]:
-        """Return the pages' own problems and the URLs they lose to posts, named as `check` shows them."""
+        """Return the pages' own problems, the URLs they lose to posts and the site file's, named as `check` shows them."""
         own = [dataclasses.replace(problem, source=self._label(problem.source)) for problem in self.pages.problems()]
-        return [*own, *self.page_index.problems]
+        return [*own, *self.page_index.problems, *self.site_file.problems]
 
     def _label(self, relative: str) -> str:
         return f"{self.pages_label}/{relative}" if self.pages_label else relative

@@ -13,7 +13,7 @@ import re
 import stat as stat_module
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -130,7 +130,7 @@ def _utc_now() -> dt.datetime:
 class PostStore:
     """Owns the posts: what is on disk, what is public, and every index and cache built from them."""
 
-    def __init__(self, pages: PostPages, settings: Mapping[str, Any], static_root: str,
+    def __init__(self, pages: PostPages, settings: Mapping[str, Any], static_root: str | Sequence[str],
                  clock: Callable[[], dt.datetime] = _utc_now, kind: str = "post", jekyll_pages: bool = False,
                  speaks: Callable[[], bool] = lambda: True):
         """Make a store of posts, or with ``kind="page"`` of pages (``jekyll_pages``: a Jekyll site's root).
@@ -142,7 +142,8 @@ class PostStore:
         self.jekyll_pages = jekyll_pages
         self.pages = pages
         self.settings = settings
-        self.static_root = static_root
+        # Where covers are looked for: the static folders in the order they are served (the theme's first).
+        self.static_roots = (static_root,) if isinstance(static_root, str) else tuple(static_root)
         self.zone = ZoneInfo(settings["BLOG_TIMEZONE"])
         self.jekyll: jekyll.JekyllSite = (settings.get("JEKYLL_SITE") if kind == "post" else None) or jekyll.NO_SITE
         pages.reads_folder, pages.reads_post = self.jekyll.reads_folder, self.jekyll.reads_post
@@ -570,7 +571,7 @@ class PostStore:
             return False
         path = rules.normalize_url(unquote(cover.split("?", 1)[0].split("#", 1)[0]))
         relative = path[len("/static/"):] if path.startswith("/static/") else path.lstrip("/")
-        return not os.path.isfile(os.path.join(self.static_root, relative))
+        return not any(os.path.isfile(os.path.join(root, relative)) for root in self.static_roots)
 
     # Indexing ------------------------------------------------------------------------------------
 
