@@ -54,7 +54,7 @@ from blog.views import RELATED_POSTS
 
 MARKER = ".quire-freeze"  # the manifest; it also marks a folder this command made, which the next export may replace
 FORMAT = 1  # of the manifest: another value means a clean build
-SEEDS = ("/", "/robots.txt", "/sitemap.xml")  # a seed that is missing is a feature this site lacks, not a broken link
+SEEDS = ("/", "/robots.txt", "/sitemap.xml", "/favicon.ico")  # a seed that is missing is a feature this site lacks, not a broken link
 DYNAMIC_ENDPOINTS = frozenset({"search.results", "health.healthz"})  # need a server; a static host cannot answer
 NOT_FOUND_PROBE = "/quire-freeze-missing-page/"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -377,6 +377,8 @@ class _Exporter:
                                related=related_info)
         response = self.client().get(job.path)
         status = response.status_code
+        response.get_data()  # read the whole body now, so a file the app sent (a favicon) is closed at once
+        response.close()
         if status in REDIRECTS:
             location = response.headers["Location"]
             target = site_path(location, job.path, self.base)

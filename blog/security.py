@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit, urlunsplit
 
 from flask import Flask, Response, abort, current_app, request
-
-from blog.theme import find_static
+from werkzeug.security import safe_join
 
 from blog.http import without_marker
+from blog.theme import static_folders
 
 # Scripts only from this site (JSON-LD data blocks are not scripts, so they need no hash); styles only from
 # static/ (templates carry no style attributes); images from anywhere, since posts link covers and pictures.
@@ -145,6 +146,15 @@ class RequestGuard:
 
 
 def contain_static(subfolder: str, filename: str) -> None:
-    """Abort with 404 unless ``filename`` resolves, through any symlinks, to a file inside a static folder."""
-    if find_static(current_app, posixpath.join(subfolder, filename) if subfolder else filename) is None:
-        abort(404)
+    """Abort with 404 if ``filename`` leaves the static folders: ``..``, an absolute path, or a symlink out of one.
+
+    A file no static folder has is left to the view (a Jekyll site's own ``/assets/`` files are served there).
+    """
+    relative = posixpath.join(subfolder, filename) if subfolder else filename
+    for root in static_folders(current_app):
+        joined = safe_join(root, relative)
+        if joined is None:
+            abort(404)
+        real_root = os.path.realpath(root)
+        if os.path.lexists(joined) and os.path.commonpath([real_root, os.path.realpath(joined)]) != real_root:
+            abort(404)

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, abort, current_app, has_request_context, redirect, request, send_from_directory, url_for
+from flask import Flask, Response, abort, current_app, has_request_context, redirect, request, send_file, send_from_directory, url_for
 from jinja2 import ChoiceLoader, FileSystemLoader
 from werkzeug.security import safe_join
 
@@ -207,6 +207,9 @@ def register(app: Flask, theme: ThemeFolder) -> None:
                     return app.send_static_file(filename)
         if named.startswith(("http://", "https://")):
             return redirect(named)
+        own = app.extensions["quire"].jekyll.site_file("/favicon.ico")  # a Jekyll site's own icon keeps its URL
+        if own is not None and find_static(app, "favicon.ico") in (None, app.static_folder):
+            return send_file(own, max_age=app.config["BLOG_CACHE_SECONDS"], conditional=True)
         return app.send_static_file("favicon.ico")
 
     @app.template_filter("long_date")
