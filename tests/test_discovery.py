@@ -14,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
 
+from blog.content import derived
 from blog.content.derived import related
 from tests.conftest import AppFactory, WritePost
 
@@ -199,6 +200,21 @@ def test_related_posts_are_computed_once_per_snapshot(site: Flask, write_post: W
     fresh = store.snapshot
     found = related(fresh, fresh.by_url["/posts/gens/"], 3)
     assert [other.title for other in found] == ["Newer", "Iterators", "Old post"]
+
+
+def test_related_posts_of_a_large_tag_come_from_the_posts_nearest_in_date(
+        make_app: AppFactory, write_post: WritePost, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(derived, "WINDOW", 4)  # candidates per tag: the four nearest in date
+    for day in range(1, 21):
+        write_post(f"2024-01-{day:02d}-day{day}.md", "Day.", title=f"Day {day}", tags=["diary"])
+    write_post("2024-01-02-twin.md", "Twin.", title="Twin", tags=["diary", "twin"])
+    write_post("2024-01-30-far-twin.md", "Far.", title="Far twin", tags=["diary", "twin"])
+    listed = page(make_app().test_client(), "/posts/day3/").select(".related li a")
+    # The far twin shares more, but is not among the posts nearest Day 3 in date, so it is no candidate.
+    assert [link.get_text() for link in listed] == ["Day 5", "Day 4", "Day 2"]
+    # Each tag gives its own nearest posts: the small tag "twin" brings the far twin to the twin.
+    twin = page(make_app().test_client(), "/posts/twin/").select(".related li a")
+    assert [link.get_text() for link in twin][0] == "Far twin"
 
 
 def test_reading_time_on_posts_and_listings(make_app: AppFactory, write_post: WritePost) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +32,11 @@ def _memo(snapshot: Snapshot) -> dict[Any, Any]:
 
 
 def related(snapshot: Snapshot, post: Post, n: int = 3) -> tuple[Post, ...]:
-    """Return up to ``n`` public posts sharing the most tags and categories with ``post``, newest first on ties."""
+    """Return up to ``n`` public posts sharing the most tags and categories with ``post``, newest first on ties.
+
+    Only the posts nearest ``post`` in date within each of its tags and categories are candidates (``WINDOW``
+    of each), so the work per post is bounded however large a tag grows.
+    """
     memo = _memo(snapshot)
     key = ("related", post.url, n)
     found = memo.get(key)
@@ -39,18 +45,55 @@ def related(snapshot: Snapshot, post: Post, n: int = 3) -> tuple[Post, ...]:
     return found
 
 
+WINDOW = 40  # candidates taken from each of a post's tags and categories: the posts nearest it in date
+
+
+def window(posts: Sequence[Post], post: Post, size: int | None = None) -> Sequence[Post]:
+    """Return the ``size`` (``WINDOW``) posts of ``posts`` (newest first) nearest ``post`` in date, and ``post``."""
+    size = WINDOW if size is None else size
+    if len(posts) <= size + 1:
+        return posts
+    at = position(posts, post)
+    start = max(0, min(at - size // 2, len(posts) - size - 1))
+    return posts[start:start + size + 1]
+
+
+def position(posts: Sequence[Post], post: Post) -> int:
+    """Return where ``post`` stands (or would stand) in ``posts``, which are newest first by ``sort_key``."""
+    return len(posts) - bisect.bisect_right(_Ascending(posts), post.sort_key)
+
+
+class _Ascending(Sequence[tuple[float, str]]):
+    """The sort keys of a newest-first tuple of posts, oldest first, for bisect (no copy)."""
+
+    def __init__(self, posts: Sequence[Post]):
+        self.posts = posts
+
+    def __len__(self) -> int:
+        return len(self.posts)
+
+    def __getitem__(self, index: int) -> tuple[float, str]:  # type: ignore[override] - bisect passes ints only
+        return self.posts[len(self.posts) - 1 - index].sort_key
+
+
 def _related(snapshot: Snapshot, post: Post, n: int) -> tuple[Post, ...]:
-    scores: Counter[str] = Counter()
+    scores: dict[str, int] = {}
     by_url: dict[str, Post] = {}
-    for weight, groups, terms in ((TAG_WEIGHT, snapshot.tags, post.tags),
-                                  (CATEGORY_WEIGHT, snapshot.categories, post.categories)):
+    for groups, terms in ((snapshot.tags, post.tags), (snapshot.categories, post.categories)):
         for term in terms:
             group = groups.get(term.slug)
-            for other in group.posts if group else ():
-                if other.url != post.url:
-                    scores[other.url] += weight
-                    by_url[other.url] = other
-    ranked = sorted(by_url.values(), key=lambda other: (-scores[other.url], -other.date.timestamp(), other.url))
+            if group is not None:
+                for other in window(group.posts, post):
+                    by_url.setdefault(other.url, other)
+    by_url.pop(post.url, None)
+    if not by_url:
+        return ()
+    tags, categories = {term.slug for term in post.tags}, {term.slug for term in post.categories}
+    for url, other in by_url.items():
+        scores[url] = (TAG_WEIGHT * sum(term.slug in tags for term in other.tags)
+                       + CATEGORY_WEIGHT * sum(term.slug in categories for term in other.categories))
+    # sort_key[0] is the timestamp worked out once at load: no datetime arithmetic per comparison.
+    ranked = sorted(by_url.values(), key=lambda other: (-scores[other.url], -other.sort_key[0], other.url))
     return tuple(ranked[:n])
 
 

@@ -1,0 +1,95 @@
+"""Cold post views in process: each post's page asked for once, for two checkouts side by side.
+
+Run from the checkout: ``.venv/bin/python bench/cold_views.py --posts 10000 --before /path/to/old/checkout``.
+Each checkout loads the same generated site in a child process of its own and answers ``--views`` post pages
+that no cache holds yet (the response cache sees each URL once; rendered bodies are kept in memory only, so
+each is rendered once), then prints the median and p99 of the time per view and of ``related()`` alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.generate import generate  # noqa: E402
+from bench.harness import percentile, table  # noqa: E402
+
+CHILD = r"""
+import json, os, random, sys, time
+sys.path.insert(0, os.environ["CHECKOUT"])
+from blog import create_app
+from blog.content import derived
+app = create_app({"BLOG_WATCH": "off", "BLOG_CACHE_DIR": "off"})
+store = app.extensions["quire"]
+posts = list(store.snapshot.posts)
+random.Random(7).shuffle(posts)
+shown = posts[:int(os.environ["VIEWS"])]
+client = app.test_client()
+client.get(shown[-1].url)  # templates compiled, first-request work done
+views = []
+for post in shown[:-1]:
+    started = time.perf_counter()
+    response = client.get(post.url)
+    views.append((time.perf_counter() - started) * 1000)
+    assert response.status_code == 200, (post.url, response.status_code)
+snapshot = store.snapshot
+related = []
+for post in shown[:-1]:
+    snapshot.__dict__.pop("_derived", None)
+    started = time.perf_counter()
+    derived.related(snapshot, post, 3)
+    related.append((time.perf_counter() - started) * 1000)
+print(json.dumps({"views": views, "related": related}))
+"""
+
+
+def run(checkout: Path, site: Path, views: int) -> dict[str, list[float]]:
+    """Return the per-view and per-related() times (ms) one checkout gives for the site."""
+    env = {**os.environ, "CHECKOUT": str(checkout), "VIEWS": str(views + 1), "BLOG_SITE_DIR": str(site),
+           "BLOG_POSTS_DIR": str(site / "posts"), "BLOG_URL": "http://127.0.0.1:8000"}
+    env = {name: value for name, value in env.items() if not name.startswith("BLOG_") or name in {
+        "BLOG_SITE_DIR", "BLOG_POSTS_DIR", "BLOG_URL"}}
+    output = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=checkout, check=True,
+                            capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    """Time cold post views of this checkout and, with --before, of another one, side by side."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--posts", type=int, default=10_000)
+    parser.add_argument("--views", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=1, help="alternate the checkouts this many times")
+    parser.add_argument("--before", type=Path, help="another checkout (e.g. a worktree of the old commit)")
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="quire-cold-") as folder:
+        site = Path(folder)
+        generate(site / "posts", arguments.posts)
+        checkouts = [("before", arguments.before)] if arguments.before else []
+        checkouts.append(("after", ROOT))
+        results: dict[str, dict[str, list[float]]] = {name: {"views": [], "related": []} for name, _ in checkouts}
+        for _ in range(arguments.rounds):
+            for name, checkout in checkouts:
+                for kind, values in run(checkout, site, arguments.views).items():
+                    results[name][kind] += values
+        rows = []
+        for name, _ in checkouts:
+            found = results[name]
+            rows.append([name, f"{percentile(found['views'], 0.5):.2f}", f"{percentile(found['views'], 0.99):.2f}",
+                         f"{percentile(found['related'], 0.5):.3f}", f"{percentile(found['related'], 0.99):.3f}"])
+        print(f"{arguments.posts} posts, {arguments.views} cold post views per round, {arguments.rounds} round(s)")
+        print(table(["checkout", "view p50 ms", "view p99 ms", "related() p50 ms", "related() p99 ms"], rows))
+
+
+if __name__ == "__main__":
+    main()
