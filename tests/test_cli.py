@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from blog import lint
-from tests.conftest import SEED, AppFactory, WritePost
+from tests.conftest import SEED_AS_WRITTEN, AppFactory, WritePost
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -155,8 +155,9 @@ def test_check_json_of_a_clean_site_exits_zero(make_app: AppFactory, write_post:
 
 
 def test_check_finds_the_seed_posts_mojibake() -> None:
-    lines = [line for line in SEED.read_text(encoding="utf-8").split("\n")]
-    found = lint.mojibake_problems("seed.md", SEED.read_text(encoding="utf-8"))
+    text = SEED_AS_WRITTEN.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    found = lint.mojibake_problems("seed.md", text)
     assert [(problem.line, problem.code) for problem in found] == [(9, "mojibake")]
     assert lines[8][found[0].column - 1:].startswith("\u00e2\u20ac\u201dHong Kong")
 

@@ -242,10 +242,12 @@ def test_url_parts_path_and_date(site: Path) -> None:
 # Jekyll itself as the oracle ----------------------------------------------------------------------
 
 from bench.jekyll_urls import compare, jekyll_available  # noqa: E402 - the tests above need no Jekyll
+from tests.conftest import CORPUS  # noqa: E402
 
-CORPUS_POSTS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "jekyll-jekyll" / "docs" / "_posts"
+CORPUS_POSTS = CORPUS / "jekyll-jekyll" / "docs" / "_posts"
 needs_jekyll = pytest.mark.skipif(not jekyll_available(),
                                   reason="Debian's jekyll is not installed (it is in the Makefile's APT_PACKAGES)")
+needs_corpus = pytest.mark.skipif(not CORPUS_POSTS.is_dir(), reason="../shared/corpus is not beside the checkout")
 # Copies of a real release note with what real sites do to names and front matter: (path, front matter added).
 VARIANTS = (
     ("_posts/2016-09-21-Toolkit-1.0.0.md", "redirect_from: [/old/toolkit/, old/Toolkit 1.html]\n"),
@@ -290,6 +292,7 @@ def _corpus_site(folder: Path, config: str) -> Path:
 
 
 @needs_jekyll
+@needs_corpus
 @pytest.mark.parametrize("name", [name if name == "defaults" else pytest.param(name, marks=pytest.mark.slow)
                                   for name in sorted(CONFIGS)])  # a Jekyll build takes seconds: one in the fast suite
 def test_every_post_url_is_the_one_jekyll_writes(tmp_path: Path, name: str) -> None:
