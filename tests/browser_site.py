@@ -75,8 +75,29 @@ $$
     Shown on request. A broken formula stays text: $x^$.
 """
 
+# A menu longer than the default one (nine entries, one of them long), so every page and width is tested with it.
+SITE_FILE = """\
+author:
+  name: Ada Lindqvist
+  bio: Writes the code samples.
+  links:
+    - {title: Mastodon, url: "https://mastodon.example/@ada"}
+social:
+  - {title: GitHub, url: "https://github.com/example"}
+footer: Written in Markdown, served by Quire.
+nav:
+  - home
+  - categories
+  - tags
+  - archive
+  - pages
+  - {title: Talks and slides, url: "https://talks.example.org/"}
+"""
+NAV_PAGES = {"about": "About", "projects": "Projects", "uses": "Uses", "now": "Now"}
+
 PAGES = {
     "index": "/",
+    "page": "/about/",
     "post": "/posts/code-tables-and-footnotes/",
     "seed": "/posts/binance-hkvaex/",
     "technical": "/posts/math-tasks-and-callouts/",
@@ -86,8 +107,15 @@ PAGES = {
 }
 
 
-def write_site(folder: Path) -> Path:
-    """Write the fixture posts (the seed among them) into ``folder``/posts and return it."""
+def write_site(folder: Path) -> dict[str, str]:
+    """Write the fixture site into ``folder`` (posts, the seed among them; pages; a site file); return its settings."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "site.yml").write_text(SITE_FILE, encoding="utf-8")
+    pages = folder / "pages"
+    pages.mkdir(parents=True)
+    for number, (name, title) in enumerate(NAV_PAGES.items(), start=1):
+        (pages / f"{name}.md").write_text(f"---\ntitle: {title}\nnav: {number}\n---\n\nThe {name} page.\n",
+                                          encoding="utf-8")
     posts = folder / "posts"
     posts.mkdir(parents=True)
     shutil.copy(SEED, posts / "2023-11-20-binance-hkvaex.md")
@@ -97,14 +125,13 @@ def write_site(folder: Path) -> Path:
         (posts / f"2024-01-0{number}-note-{number}.md").write_text(
             f"---\ntitle: Note {number}\ncategories: [notes]\ntags: [python, short]\nauthor: Tomás Ferreira\n---\n\n"
             f"Note number {number} about Python and small things.\n", encoding="utf-8")
-    return posts
+    return {"BLOG_SITE_DIR": str(folder), "BLOG_WATCH": "off"}
 
 
 @contextmanager
 def serve(folder: Path) -> Iterator[str]:
     """Serve Quire over the fixture site on a free loopback port; yield its base URL."""
-    app = create_app({"BLOG_POSTS_DIR": str(write_site(folder)), "BLOG_WATCH": "off",
-                      "BLOG_URL": "http://127.0.0.1"})
+    app = create_app({**write_site(folder), "BLOG_URL": "http://127.0.0.1"})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

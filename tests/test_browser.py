@@ -147,3 +147,42 @@ def test_images_in_posts_are_lazy_and_send_no_referrer(browser, site: str) -> No
         assert cover.get_attribute("width") and cover.get_attribute("height")
     finally:
         context.close()
+
+
+# The browser tests' widths, and the narrowest phone and a tablet between them.
+@pytest.mark.parametrize("width", [320, 375, 768, 1280])
+def test_a_long_menu_stays_whole_and_reachable(browser, site: str, width: int) -> None:  # type: ignore[no-untyped-def]
+    context, page, problems = open_page(browser, site, PAGES["page"], width)
+    try:
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+        boxes = page.evaluate("""() => {
+            const box = (element) => { const r = element.getBoundingClientRect();
+                                       return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; };
+            return {header: box(document.querySelector('.site-header .wrap')),
+                    title: box(document.querySelector('.site-title')),
+                    search: box(document.querySelector('.site-search')),
+                    links: [...document.querySelectorAll('.site-nav a')].map(box)};
+        }""")
+        links = boxes["links"]
+        assert len(links) == 9
+        parts = [boxes["title"], boxes["search"], *links]
+        for number, one in enumerate(parts):  # every part inside the header, none drawn over another
+            assert boxes["header"]["left"] <= one["left"] and one["right"] <= boxes["header"]["right"] <= width
+            assert boxes["header"]["top"] <= one["top"] and one["bottom"] <= boxes["header"]["bottom"]
+            for other in parts[number + 1:]:
+                apart = (one["right"] <= other["left"] or other["right"] <= one["left"]
+                         or one["bottom"] <= other["top"] or other["bottom"] <= one["top"])
+                assert apart, (one, other)
+        rows = {round(link["top"]) for link in links}
+        starts = [min(link["left"] for link in links if round(link["top"]) == row) for row in rows]
+        assert all(abs(start - links[0]["left"]) < 1 for start in starts)  # rows under one another, not scattered
+        if width >= 768:  # room enough: the title and search share the first row, the menu has the next ones
+            assert boxes["search"]["bottom"] <= links[0]["top"] and boxes["title"]["bottom"] <= links[0]["top"]
+        current = page.locator(".site-nav a[aria-current=page]")
+        assert current.count() == 1 and current.inner_text() == "About"
+        page.locator(".site-nav a", has_text="Now").click()  # the last page of the menu: visible, clickable
+        page.wait_for_url(site + "/now/")
+        assert page.locator("h1").inner_text() == "Now"
+        assert problems == []
+    finally:
+        context.close()

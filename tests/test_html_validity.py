@@ -23,8 +23,9 @@ MORE_PAGES = {
 
 def test_pages_have_no_html_errors(tmp_path: Path) -> None:
     assert shutil.which("java"), "Java is missing: make test installs default-jre-headless"
-    posts = write_site(tmp_path)
-    app = create_app({"BLOG_POSTS_DIR": str(posts), "BLOG_WATCH": "off", "BLOG_PER_PAGE": "3"})
+    settings = write_site(tmp_path / "site")
+    posts = tmp_path / "site" / "posts"
+    app = create_app({**settings, "BLOG_PER_PAGE": "3"})
     client: FlaskClient = app.test_client()
     pages = tmp_path / "pages"
     pages.mkdir()
@@ -32,9 +33,10 @@ def test_pages_have_no_html_errors(tmp_path: Path) -> None:
         response = client.get(path)
         assert response.status_code in {200, 404}, path
         (pages / f"{name}.html").write_bytes(response.data)
+    assert "<math" in (pages / "technical.html").read_text(encoding="utf-8")  # the math post's MathML is checked too
     # The preview server's additions: draft marks, the reload script, the problems panel and problem page.
     (posts / "2024-05-01-draft.md").write_text("---\ntitle: A draft\npublished: false\n---\nSoon.\n")
-    preview = create_app({"BLOG_POSTS_DIR": str(posts), "BLOG_WATCH": "off", "BLOG_DEV": True})
+    preview = create_app({**settings, "BLOG_DEV": True})
     (posts / "2024-05-01-draft.md").write_text("---\ntitle: [A draft\npublished: false\n---\nSoon.\n")
     preview.extensions["quire"].refresh(None)
     for name, path in {"dev-index": "/", "dev-problem": "/posts/draft/", "dev-post": PAGES["post"]}.items():
