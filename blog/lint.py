@@ -43,6 +43,7 @@ def lint(app: Flask) -> list[Problem]:
     found.extend(store.problems())
     site.site_file.refresh()  # check reads the file as it is now, not as a worker last saw it
     found.extend(site.problems())
+    found.extend(site_file_link_problems(app))
     for files, label in ((store, ""), (site.pages, site.pages_label)):
         for relative, text, size in _post_files(files):
             named = f"{label}/{relative}" if label else relative
@@ -236,6 +237,33 @@ def link_problems(app: Flask) -> list[Problem]:
             source = f"{site.pages_label}/{post.source}" if post.kind == "page" and site.pages_label else post.source
             found.append(Problem(source, "error", f"broken-{kind}",
                                  f"{kind} to {target} points nowhere on this site", line, column))
+    return found
+
+
+def site_file_link_problems(app: Flask) -> list[Problem]:
+    """Return an error for every site path the site file names (logo, avatar, menu, links) that answers 404."""
+    site_file = app.extensions["quire.site"].site_file
+    settings = site_file.settings
+    named: list[tuple[str, str, str]] = [("logo", settings.logo, "image"), ("favicon", settings.favicon, "image")]
+    if settings.author:
+        named.append(("author.avatar", settings.author.avatar, "image"))
+        named += [("author.links", link.url, "link") for link in settings.author.links]
+    named += [("nav", entry.url, "link") for entry in settings.nav or () if not isinstance(entry, str)]
+    named += [("social", link.url, "link") for link in settings.social]
+    try:
+        with open(site_file.path, encoding="utf-8") as handle:
+            lines = handle.read().split("\n")
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    resolver = LinkResolver(app)
+    found = []
+    for key, target, kind in named:
+        path = resolver.internal_path(target) if target else None
+        if path is None or resolver.resolves(path):
+            continue
+        line = next((number for number, text in enumerate(lines, start=1) if target in text), None)
+        found.append(Problem(site_file.label, "error", f"broken-{kind}",
+                             f"{key} {target} points nowhere on this site", line))
     return found
 
 

@@ -152,6 +152,20 @@ def test_an_invalid_site_file_is_reported_with_its_line(make_app: AppFactory, si
     assert message in str(found[0]["message"])
 
 
+def test_check_reports_site_paths_of_the_site_file_that_lead_nowhere(make_app: AppFactory, site_yml: Path,
+                                                                     posts_dir: Path, write_page: WritePost) -> None:
+    (posts_dir.parent / "static").mkdir()
+    (posts_dir.parent / "static" / "logo.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    write_page("talks.md", "Talks.", title="Talks")
+    site_yml.write_text(SITE_FILE + "nav:\n  - home\n  - {title: Talks, url: /talks/}\n"
+                        "  - {title: Uses, url: /uses/}\n  - {title: Elsewhere, url: 'https://example.org/'}\n",
+                        encoding="utf-8")
+    found = [(problem["severity"], problem["code"], problem["line"], problem["message"])
+             for problem in check(make_app()) if problem["file"] == "site.yml"]
+    assert found == [("error", "broken-image", 9, "author.avatar /static/ada.jpg points nowhere on this site"),
+                     ("error", "broken-link", 18, "nav /uses/ points nowhere on this site")]
+
+
 def test_unknown_keys_are_a_warning_and_the_rest_applies(make_app: AppFactory, site_yml: Path) -> None:
     site_yml.write_text("title: Kept\ntheme: minima\n", encoding="utf-8")
     app = make_app()
