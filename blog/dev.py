@@ -53,7 +53,7 @@ def _watched_paths(app: Flask) -> list[str]:
     paths = list(dict.fromkeys([*_template_folders(app.jinja_loader), *_template_folders(app.jinja_env.loader)]))
     if app.static_folder:
         paths.append(app.static_folder)
-    for name in ("BLOG_SITE_FILE", "BLOG_THEME_DIR"):  # the site's own settings and theme, where it has them
+    for name in ("BLOG_SITE_FILE", "BLOG_THEME_DIR", "BLOG_STATIC_DIR"):  # the site's own settings, theme, images
         value = app.config.get(name)
         if isinstance(value, str) and value:
             paths.append(value)
@@ -98,10 +98,12 @@ def post_status(post: Post) -> str | None:
 
 
 def problems(app: Flask) -> list[tuple[str, Problem]]:
-    """Return the errors and warnings of every post and page, each with its file's path."""
+    """Return the errors and warnings of every post and page and of the site file, each with its file's path."""
     site = app.extensions["quire.site"]
-    return [(os.path.join(store.pages.root, problem.source), problem) for store in (site.posts, site.pages)
-            for problem in store.problems() if problem.severity in SHOWN_SEVERITIES]
+    found = [(os.path.join(store.pages.root, problem.source), problem) for store in (site.posts, site.pages)
+             for problem in store.problems() if problem.severity in SHOWN_SEVERITIES]
+    return found + [(site.site_file.path, problem) for problem in site.site_file.problems
+                    if problem.severity in SHOWN_SEVERITIES]
 
 
 def broken_post_page(post: Post, store: PostStore) -> Response | None:

@@ -38,7 +38,7 @@ def dev_server(posts_dir: Path, tmp_path: Path) -> Iterator[str]:
     (posts_dir / "2024-01-01-live.md").write_text("---\ntitle: Before the edit\n---\n\nFirst version.\n",
                                                   encoding="utf-8")
     port = _free_port()
-    env = {**os.environ, "BLOG_POSTS_DIR": str(posts_dir), "BLOG_PAGES_DIR": str(tmp_path / "pages"),
+    env = {**os.environ, "BLOG_SITE_DIR": str(tmp_path), "BLOG_POSTS_DIR": str(posts_dir),
            "BLOG_URL": f"http://127.0.0.1:{port}"}
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen([sys.executable, "-m", "blog", "serve", "--dev", "--port", str(port)],
@@ -62,6 +62,14 @@ def _evaluate(page, expression: str) -> object:  # type: ignore[no-untyped-def]
         return None
 
 
+def _reloaded(page, expression: str, expected: object) -> None:  # type: ignore[no-untyped-def]
+    """Wait until ``expression`` gives ``expected`` in a new document (the old one set a flag the new lacks)."""
+    # Polled from here: wait_for_function evaluates strings in the page, which the CSP rightly forbids.
+    eventually(lambda: _evaluate(page, expression) == expected, timeout=15)
+    assert page.evaluate("() => window.quireNotReloaded") is None
+    page.evaluate("() => { window.quireNotReloaded = true; }")
+
+
 def test_the_open_page_reloads_by_itself_after_its_post_is_edited(dev_server: str, posts_dir: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -82,11 +90,18 @@ def test_the_open_page_reloads_by_itself_after_its_post_is_edited(dev_server: st
             page.evaluate("() => { window.quireNotReloaded = true; }")  # gone once the page is really reloaded
             (posts_dir / "2024-01-01-live.md").write_text("---\ntitle: After the edit\n---\n\nSecond version.\n",
                                                           encoding="utf-8")
-            # Polled from here: wait_for_function evaluates strings in the page, which the CSP rightly forbids.
-            eventually(lambda: _evaluate(page, "() => document.querySelector('h1')?.textContent") == "After the edit",
-                       timeout=15)
-            assert page.evaluate("() => window.quireNotReloaded") is None
+            _reloaded(page, "() => document.querySelector('h1')?.textContent", "After the edit")
             assert "Second version." in page.locator(".post-body").inner_text()
+            site = posts_dir.parent  # and so it does after a change to the site file, a template, a stylesheet
+            (site / "site.yml").write_text("title: Otter Notes\n", encoding="utf-8")
+            _reloaded(page, "() => document.querySelector('.site-title')?.textContent", "Otter Notes")
+            (site / "theme" / "templates").mkdir(parents=True)
+            (site / "theme" / "templates" / "_footer.html").write_text("<footer>My footer</footer>\n", encoding="utf-8")
+            _reloaded(page, "() => document.querySelector('footer')?.textContent", "My footer")
+            (site / "theme" / "static" / "css").mkdir(parents=True)
+            (site / "theme" / "static" / "css" / "site.css").write_text("h1 { color: rgb(1, 2, 3); }\n",
+                                                                       encoding="utf-8")
+            _reloaded(page, "() => getComputedStyle(document.querySelector('h1')).color", "rgb(1, 2, 3)")
             assert problems == []  # the script and its event stream pass the Content-Security-Policy
         finally:
             browser.close()

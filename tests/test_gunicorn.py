@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -95,7 +96,9 @@ def test_gunicorn_serves_pages_and_every_worker_sees_a_new_one(server: str, page
     homes = [fetch(server + "/")[1] for _ in range(15)]
     assert all('<a href="/about/">About me</a>' in body for body in homes)  # in every worker's menu
     assert "/about/</loc>" in fetch(server + "/sitemap.xml")[1]
+    assert 'href="/about/">About me</a></h2>' in fetch(server + "/search?q=who")[1]
     assert "About me" not in fetch(server + "/feed.xml")[1]
+    assert [fetch(server + path)[1].count(">About me<") for path in ("/", "/archive/")] == [1, 1]  # the menu only
 
 
 def test_gunicorn_workers_follow_the_site_file_and_the_theme(server: str, posts_dir: Path) -> None:
@@ -105,10 +108,13 @@ def test_gunicorn_workers_follow_the_site_file_and_the_theme(server: str, posts_
     (site / "site.yml").write_text("title: Otter Notes\nnav: [home, archive]\n", encoding="utf-8")
     (site / "theme" / "templates").mkdir(parents=True)
     (site / "theme" / "templates" / "_footer.html").write_text("<footer>Theme footer</footer>\n", encoding="utf-8")
+    (site / "theme" / "static" / "css").mkdir(parents=True)
+    (site / "theme" / "static" / "css" / "site.css").write_text("body { margin: 3px; }\n", encoding="utf-8")
     written = time.monotonic()
 
     def themed(body: str) -> bool:
-        return "Otter Notes</a>" in body and "Theme footer" in body and "/categories/" not in body
+        return ("Otter Notes</a>" in body and "Theme footer" in body and "/categories/" not in body
+                and fetch(server + re.search(r'href="(/static/css/site\.css[^"]*)"', body)[1])[1] == "body { margin: 3px; }\n")
 
     eventually(lambda: all(themed(fetch(server + "/")[1]) for _ in range(15)), timeout=5)
     time.sleep(max(0.0, written + 2.0 - time.monotonic()))  # as above: let the promised second pass
