@@ -54,6 +54,13 @@ def test_the_theming_guide_worked_example_works(make_app: AppFactory, write_post
     assert response.status_code == 200 and response.data == custom
 
 
+def test_every_default_template_says_what_it_draws_and_the_guide_lists_it() -> None:
+    guide = THEMING.read_text(encoding="utf-8")
+    for template in sorted((config.PROJECT_ROOT / "templates").glob("*.html")):
+        assert template.read_text(encoding="utf-8").startswith("{#-"), template.name
+        assert f"`{template.name}`" in guide, template.name
+
+
 def test_a_theme_stylesheet_overrides_the_default_one_and_its_fingerprint(make_app: AppFactory,
                                                                           posts_dir: Path) -> None:
     default = (config.PROJECT_ROOT / "static" / "css" / "site.css").read_bytes()
