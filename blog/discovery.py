@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, has_request_context, render_template, request, url_for
 
 from blog.content import Post, Snapshot
+from blog.content.derived import archive_year, archive_years
 from blog.content.post import slugify
 from blog.theme import site_info
 from blog.views import cacheable, site, store
@@ -163,6 +164,12 @@ def sitemap_entries(snapshot: Snapshot, pages: Sequence[Post] = ()) -> Iterator[
     for page in pages:
         yield SitemapEntry(post_url(page), page.updated)
     yield SitemapEntry(absolute_url(url_for("posts.archive")), newest)
+    zone = store().zone
+    for counted in archive_years(snapshot, zone):
+        year = archive_year(snapshot, zone, counted.year)
+        if year is not None:
+            yield SitemapEntry(absolute_url(url_for("posts.archive_by_year", year=year.year)),
+                               max(post.updated for month in year.months for post in month.posts))
     yield SitemapEntry(absolute_url(url_for("posts.categories")), newest)
     yield SitemapEntry(absolute_url(url_for("posts.tags")), newest)
     yield from _listing("posts.index", {}, snapshot.posts, first=False)

@@ -45,7 +45,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.test import Client
 
 from blog.content import Post, PostStore
-from blog.content.derived import related
+from blog.content.derived import archive_year, archive_years, related
 from blog.content.jekyll import JekyllSite
 from blog.content.parallel import may_fork, reap, usable_cpus
 from blog.content.store import Snapshot
@@ -204,6 +204,12 @@ class _Exporter:
         with self.app.test_request_context("/"):
             for path in (*SEEDS[1:], url_for("posts.archive"), url_for("posts.categories"), url_for("posts.tags")):
                 jobs.append(Job(path, _digest([path, everything])))
+            zone = self.store.zone
+            for counted in archive_years(snapshot, zone):  # each year's archive page: its posts' versions
+                year = archive_year(snapshot, zone, counted.year)
+                path = url_for("posts.archive_by_year", year=counted.year)
+                jobs.append(Job(path, _digest([self.fingerprint, path, *(self.versions[post.url] for month in
+                                                                      (year.months if year else ()) for post in month.posts)])))
             listings: list[tuple[str, dict[str, str], str, tuple[Post, ...]]] = [("posts.index", {}, "", snapshot.posts)]
             for kind, groups in (("category", snapshot.categories), ("tag", snapshot.tags), ("author", snapshot.authors)):
                 listings += [(f"posts.{kind}", {"slug": slug}, group.term.name, group.posts) for slug, group in groups.items()]

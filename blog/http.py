@@ -1,4 +1,4 @@
-"""The HTTP edge: finished responses cached per content generation, ETags, 304s, HEAD and gzip."""
+"""The HTTP edge: finished responses cached until what they show changes, ETags, 304s, HEAD and gzip."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 
+from blog.content.changes import touched
 from blog.content.site import Site
+from blog.content.store import Snapshot
 from blog.content.watch import Watchers
 
 CACHE_MARKER = "X-Quire-Cache"  # set by views on responses that depend only on content; never sent out
@@ -24,6 +26,9 @@ COMPRESSIBLE = ("text/", "application/xml", "application/atom+xml", "application
                 "application/feed+json", "application/javascript", "image/svg+xml", "application/manifest+json")
 _CONDITIONAL = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE", "HTTP_RANGE")
 _DROPPED = {"content-length", "content-encoding", "etag", "vary", CACHE_MARKER.lower()}
+DEPENDS = "quire.depends"  # environ key where a view leaves the keys of what its response shows (blog.content.changes)
+
+Key = tuple[str, str, bool]
 
 StartResponse = Callable[..., Any]
 
@@ -56,11 +61,17 @@ class ResponseCache:
         self.store = store
         self.watcher = watcher
         self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, str, bool], Finished] = OrderedDict()
+        self._entries: OrderedDict[Key, Finished] = OrderedDict()
+        # What each entry shows (None: it did not say, so any change drops it) and, the other way round, the
+        # entries holding each key; so a change drops the responses that show it, and keeps the others.
+        self._depends: dict[Key, frozenset[str] | None] = {}
+        self._holders: dict[str, set[Key]] = {}
+        self._anything: set[Key] = set()
         # Passed straight through until the content changes; a dict used as an ordered set, oldest first.
-        self._too_large: dict[tuple[str, str, bool], None] = {}
+        self._too_large: dict[Key, None] = {}
         self._bytes = 0
         self._generation = -1
+        self._seen: tuple[Snapshot, tuple[int, ...]] | None = None  # the posts and the rest, as last seen
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -72,17 +83,15 @@ class ResponseCache:
         generation = self.store.generation
         if generation != self._generation:
             with self._lock:
-                self._entries.clear()
-                self._too_large.clear()
-                self._bytes = 0
-                self._generation = generation
+                if generation != self._generation:
+                    self._catch_up(generation)
         wants_gzip = _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
         key = (environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), wants_gzip)
         if key in self._too_large:
             return self.app(environ, without_marker(start_response))
         finished = self._entries.get(key)
         if finished is None:
-            finished, cacheable = self._run(environ)
+            finished, cacheable, depends = self._run(environ)
             if finished is None:  # too large to hold: pass the app's own answer through, now and until a change
                 with self._lock:
                     self._too_large[key] = None
@@ -90,10 +99,56 @@ class ResponseCache:
                         del self._too_large[next(iter(self._too_large))]
                 return self.app(environ, without_marker(start_response))
             if cacheable and self.max_entries:
-                self._keep(key, finished, generation)
+                self._keep(key, finished, depends, generation)
         return _send(finished, environ, wants_gzip, method, start_response)
 
-    def _run(self, environ: dict[str, Any]) -> tuple[Finished | None, bool]:
+    def _catch_up(self, generation: int) -> None:
+        """Drop the entries that show what changed since the content last seen (all of them if unsure what)."""
+        posts = self.store.posts
+        snapshot = posts.snapshot
+        rest = (self.store.pages.generation, *(watched.generation for watched in self.store.watched))
+        if self._seen is None or self._seen[1] != rest:
+            # Pages, the site file and the theme show in every page (the menu, the layout): nothing kept holds.
+            self._clear()
+        else:
+            stale = set(self._anything)
+            for name in touched(self._seen[0], snapshot, posts.zone):
+                stale.update(self._holders.get(name, ()))
+            for key in stale:
+                self._drop(key)
+        self._too_large.clear()
+        self._seen = (snapshot, rest)
+        self._generation = generation
+
+    def cached_keys(self) -> list[Key]:
+        """Return the (path, query, gzip) keys of the responses held now, oldest first."""
+        with self._lock:
+            return list(self._entries)
+
+    def _clear(self) -> None:
+        self._entries.clear()
+        self._depends.clear()
+        self._holders.clear()
+        self._anything.clear()
+        self._bytes = 0
+
+    def _drop(self, key: Key) -> None:
+        finished = self._entries.pop(key, None)
+        if finished is None:
+            return
+        self._bytes -= finished.size
+        depends = self._depends.pop(key)
+        if depends is None:
+            self._anything.discard(key)
+            return
+        for name in depends:
+            holders = self._holders.get(name)
+            if holders is not None:
+                holders.discard(key)
+                if not holders:
+                    del self._holders[name]
+
+    def _run(self, environ: dict[str, Any]) -> tuple[Finished | None, bool, frozenset[str] | None]:
         inner = {key: value for key, value in environ.items() if key not in _CONDITIONAL}
         inner["REQUEST_METHOD"] = "GET"  # the cache needs the body even to answer a HEAD
         captured: dict[str, Any] = {}
@@ -110,25 +165,30 @@ class ResponseCache:
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > MAX_CACHED_BODY:
-                    return None, False
+                    return None, False, None
             body = b"".join(chunks)
         finally:
             if hasattr(result, "close"):
                 result.close()
-        return finish(captured["status"], captured["headers"], body, self.store.changed_at)
+        depends = inner.get(DEPENDS)
+        return (*finish(captured["status"], captured["headers"], body, self.store.changed_at),
+                None if depends is None else frozenset(depends))
 
-    def _keep(self, key: tuple[str, str, bool], finished: Finished, generation: int) -> None:
+    def _keep(self, key: Key, finished: Finished, depends: frozenset[str] | None, generation: int) -> None:
         with self._lock:
             if generation != self._generation:
                 return
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._bytes -= old.size
+            self._drop(key)
             self._entries[key] = finished
             self._bytes += finished.size
+            self._depends[key] = depends
+            if depends is None:
+                self._anything.add(key)
+            else:
+                for name in depends:
+                    self._holders.setdefault(name, set()).add(key)
             while len(self._entries) > self.max_entries or self._bytes > MAX_CACHED_BYTES:
-                _, evicted = self._entries.popitem(last=False)
-                self._bytes -= evicted.size
+                self._drop(next(iter(self._entries)))
 
 
 def without_marker(start_response: StartResponse) -> StartResponse:

@@ -14,9 +14,11 @@ from werkzeug.exceptions import NotFound
 
 from blog import dev
 from blog.content import Group, Post, PostStore
-from blog.content.derived import archive as archive_of, related
+from blog.content.changes import listing_keys, order_key, post_page_keys
+from blog.content.derived import archive_year, archive_years, related
 from blog.content.post import slugify
 from blog.content.site import Site
+from blog.http import DEPENDS
 from blog.security import OFF_SITE_MARKER
 from blog.theme import find_static
 
@@ -84,6 +86,11 @@ def cacheable(response: Response | str) -> Response:
     return response
 
 
+def shows(keys: set[str]) -> None:
+    """Tell the response cache what this response shows, so that only a change of those drops it."""
+    request.environ[DEPENDS] = keys
+
+
 def group_or_404(groups: dict[str, Group], slug: str) -> Group:
     """Return the group at ``slug`` or abort with 404."""
     group = groups.get(slug)
@@ -99,27 +106,41 @@ def index(page_number: int = 1) -> Any:
     if page_number == 1 and request.path != "/":
         return redirect(url_for("posts.index"), 301)
     listing = paginate(store().snapshot.posts, page_number)
+    shows(listing_keys("all", listing.items))
     return cacheable(render_template("index.html", listing=listing, endpoint="posts.index", args={}))
 
 
 @bp.route("/categories/")
 def categories() -> Any:
     """List every category with its number of posts."""
+    shows({"terms:category"})
     return cacheable(render_template("terms.html", kind="category", groups=store().snapshot.categories.values()))
 
 
 @bp.route("/tags/")
 def tags() -> Any:
     """List every tag with its number of posts."""
+    shows({"terms:tag"})
     return cacheable(render_template("terms.html", kind="tag", groups=store().snapshot.tags.values()))
 
 
 @bp.route("/archive/")
 def archive() -> Any:
-    """List every post, grouped by year and month, with counts."""
+    """List the years and months that have posts, with counts, each year linking to its own page."""
     snapshot = store().snapshot
-    years = archive_of(snapshot, store().zone)
-    return cacheable(render_template("archive.html", years=years, total=len(snapshot.posts)))
+    shows({order_key("all")})
+    return cacheable(render_template("archive.html", years=archive_years(snapshot, store().zone),
+                                     total=len(snapshot.posts)))
+
+
+@bp.route("/archive/<int:year>/")
+def archive_by_year(year: int) -> Any:
+    """List one year's posts, grouped by month, newest first."""
+    found = archive_year(store().snapshot, store().zone, year)
+    if found is None:
+        abort(404)
+    shows(listing_keys(f"year/{year}", (post for month in found.months for post in month.posts)))
+    return cacheable(render_template("archive_year.html", year=found))
 
 
 @bp.route("/category/<slug>/")
@@ -149,6 +170,7 @@ def _group_page(kind: str, groups: dict[str, Group], slug: str, page_number: int
     if page_number == 1 and request.path.rstrip("/").endswith("/page/1"):
         return redirect(url_for(endpoint, slug=slug), 301)
     listing = paginate(group.posts, page_number)
+    shows(listing_keys(f"{kind}/{slug}", listing.items))
     author = site().site_file.settings.author
     profile = author if kind == "author" and author is not None and slugify(author.name) == slug else None
     return cacheable(render_template("group.html", kind=kind, group=group, listing=listing,
@@ -199,8 +221,9 @@ def detail(url: str) -> Any:
         if broken is not None:
             return broken
     newer, older = snapshot.neighbours(post)
-    return cacheable(render_template("post.html", post=post, newer=newer, older=older,
-                                     related=related(snapshot, post, RELATED_POSTS)))
+    similar = related(snapshot, post, RELATED_POSTS)
+    shows(post_page_keys(post, (newer, older), similar))
+    return cacheable(render_template("post.html", post=post, newer=newer, older=older, related=similar))
 
 
 def _moved(target: str) -> Response:

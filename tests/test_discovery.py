@@ -57,7 +57,7 @@ def test_sitemap_is_valid_and_lists_every_public_page(site: Flask, write_post: W
     entries = {url.findtext("s:loc", namespaces=NS): url.findtext("s:lastmod", namespaces=NS)
                for url in document.findall("s:url", NS)}
     snapshot = site.extensions["quire"].snapshot
-    expected = {"/", "/page/2/", "/page/3/", "/archive/", "/categories/", "/tags/",
+    expected = {"/", "/page/2/", "/page/3/", "/archive/", "/archive/2023/", "/archive/2024/", "/categories/", "/tags/",
                 "/category/code/", "/category/code/page/2/", "/category/other/", "/tag/python/", "/tag/python/page/2/",
                 "/tag/performance/", "/tag/life/", "/author/ada-lindqvist/", *(post.url for post in snapshot.posts)}
     assert set(entries) == {SITE + quote(path) for path in expected}
@@ -160,25 +160,43 @@ def test_paginated_pages_carry_prev_and_next(site: Flask, path: str, prev: str |
         {"prev": SITE + prev if prev else None, "next": SITE + next if next else None}
 
 
-def test_archive_groups_every_post_by_year_and_month_with_counts(site: Flask) -> None:
+def test_archive_lists_years_and_months_with_counts_linking_to_each_year(site: Flask) -> None:
     archive = page(site.test_client(), "/archive/")
-    years = [(section.h2.contents[0].strip(), section.h2.select_one(".count").get_text())
+    years = [(section.h2.a.get_text(), section.h2.a["href"], section.h2.select_one(".count").get_text())
              for section in archive.select(".archive-year")]
-    assert years == [("2024", "5 posts"), ("2023", "2 posts")]
-    months = [(heading.contents[0].strip(), heading.select_one(".count").get_text())
-              for heading in archive.select("h3")]
-    assert months == [("February 2024", "3 posts"), ("January 2024", "2 posts"), ("December 2023", "1 post"),
-                      ("November 2023", "1 post")]
-    listed = [link.get_text() for link in archive.select(".archive-list a")]
-    assert listed == [HOSTILE_TITLE, "Cats", "Async", "Iterators", "Generators", "Winter", "Old post"]
-    items = archive.select(".archive-list li")
+    assert years == [("2024", "/archive/2024/", "5 posts"), ("2023", "/archive/2023/", "2 posts")]
+    months = [(link.get_text(), link["href"], link.find_next_sibling(class_="count").get_text())
+              for link in archive.select(".archive-months a")]
+    assert months == [("February 2024", "/archive/2024/#month-2024-02", "3 posts"),
+                      ("January 2024", "/archive/2024/#month-2024-01", "2 posts"),
+                      ("December 2023", "/archive/2023/#month-2023-12", "1 post"),
+                      ("November 2023", "/archive/2023/#month-2023-11", "1 post")]
+    assert archive.select(".archive-list") == []  # the posts are on the years' pages
+
+
+def test_archive_year_page_lists_its_posts_by_month(site: Flask) -> None:
+    year = page(site.test_client(), "/archive/2024/")
+    months = [(heading["id"], heading.contents[0].strip(), heading.select_one(".count").get_text())
+              for heading in year.select("h2")]
+    assert months == [("month-2024-02", "February 2024", "3 posts"), ("month-2024-01", "January 2024", "2 posts")]
+    listed = [link.get_text() for link in year.select(".archive-list a")]
+    assert listed == [HOSTILE_TITLE, "Cats", "Async", "Iterators", "Generators"]
+    items = year.select(".archive-list li")
     assert all(item.select_one(".reading-time").get_text() == "1 min read" for item in items)
+    assert [link.get_text() for link in page(site.test_client(), "/archive/2023/").select(".archive-list a")] == \
+        ["Winter", "Old post"]
+
+
+@pytest.mark.parametrize("path", ["/archive/2022/", "/archive/0/", "/archive/99999/", "/archive/2024"])
+def test_archive_year_without_posts_is_not_found(site: Flask, path: str) -> None:
+    assert site.test_client().get(path).status_code in {404, 308}
 
 
 def test_archive_months_follow_the_site_time_zone(make_app: AppFactory, write_post: WritePost) -> None:
     write_post("2024-01-31-late.md", "Late.", title="Late", date="2024-01-31 23:30:00 +0000")
-    archive = page(make_app(BLOG_TIMEZONE="Europe/Paris").test_client(), "/archive/")
-    assert [heading.contents[0].strip() for heading in archive.select("h3")] == ["February 2024"]
+    client = make_app(BLOG_TIMEZONE="Europe/Paris").test_client()
+    assert [link.get_text() for link in page(client, "/archive/").select(".archive-months a")] == ["February 2024"]
+    assert [heading.contents[0].strip() for heading in page(client, "/archive/2024/").select("h2")] == ["February 2024"]
 
 
 def test_related_posts_share_the_most_tags_and_categories(site: Flask) -> None:

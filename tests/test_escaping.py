@@ -19,7 +19,7 @@ JS_URL = "javascript:alert(1)"
 HOSTILE = f"{SCRIPT} {QUOTE} {JS_URL}"
 UNSAFE_COVERS = [JS_URL, " JavaScript:alert(1)", "java\tscript:alert(1)", "data:text/html;base64,PHNjcmlwdD4=",
                  "vbscript:msgbox(1)", "file:///etc/passwd"]
-LISTINGS = ["/", "/archive/", "/categories/", "/tags/", "/search?q=alert"]
+LISTINGS = ["/", "/archive/2024/", "/categories/", "/tags/", "/search?q=alert"]
 
 
 @pytest.fixture

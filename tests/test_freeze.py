@@ -58,7 +58,7 @@ def test_freeze_writes_every_page_feed_and_asset(site: Flask, tmp_path: Path) ->
     files = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}
     expected = {
         "index.html", "page/2/index.html", "page/3/index.html", "posts/post-1/index.html", "posts/post-13/index.html",
-        "posts/café/index.html", "about.html", "archive/index.html", "categories/index.html", "tags/index.html",
+        "posts/café/index.html", "about.html", "archive/index.html", "archive/2020/index.html", "categories/index.html", "tags/index.html",
         "category/notes/index.html", "category/notes/page/2/index.html", "tag/t1/index.html", "author/ada/index.html",
         "feed.xml", "rss.xml", "feed.json", "category/notes/feed.xml", "tag/t0/feed.json", "sitemap.xml",
         "robots.txt", "404.html", "static/css/site.css", ".quire-freeze",

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 
 MORE_PAGES = {
     "categories": "/categories/", "tags": "/tags/", "tag": "/tag/python/", "author": "/author/ada-lindqvist/",
-    "archive": "/archive/", "page-2": "/page/2/", "search-empty": "/search?q=zzzzqqq", "search-form": "/search",
+    "archive": "/archive/", "archive-year": "/archive/2024/", "page-2": "/page/2/", "search-empty": "/search?q=zzzzqqq", "search-form": "/search",
 }
 
 

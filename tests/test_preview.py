@@ -61,7 +61,7 @@ def test_previews_are_never_listed_nor_kept_in_the_response_cache(site: Flask) -
     cache = site.extensions["quire.cache"]
     assert all(key[0] != "/posts/draft/" for key in cache._entries)
     assert client.get("/posts/draft/").status_code == 404  # the preview did not leak to token-less readers
-    for path in ["/", "/feed.xml", "/feed.json", "/sitemap.xml", "/archive/"]:
+    for path in ["/", "/feed.xml", "/feed.json", "/sitemap.xml", "/archive/", "/archive/2020/"]:
         body = client.get(path).get_data(as_text=True)
         assert "Half done" not in body and "/posts/draft/" not in body and "Scheduled" not in body, path
 

@@ -107,8 +107,74 @@ def shared_day_and_slug(snapshot: Snapshot) -> frozenset[tuple[dt.date, str]]:
     return found
 
 
+@dataclass(frozen=True)
+class YearCount:
+    """One year of the archive, counted: its posts, and each month's (newest first) as (month, count)."""
+
+    year: int
+    count: int
+    months: tuple[tuple[Term, int], ...]  # the month named as the year's page names it ("May 2024", "2024-05")
+
+
+def archive_years(snapshot: Snapshot, zone: dt.tzinfo) -> tuple[YearCount, ...]:
+    """Return the years (newest first) that have public posts, with their months' counts, in ``zone``.
+
+    Counted by bisecting the date-sorted posts at each month's start: the work grows with the months the
+    site spans, not with its posts.
+    """
+    memo = _memo(snapshot)
+    key = ("archive_years", str(zone))
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = _archive_years(snapshot.posts, zone)
+    return found
+
+
+def _archive_years(posts: tuple[Post, ...], zone: dt.tzinfo) -> tuple[YearCount, ...]:
+    if not posts:
+        return ()
+    newest, oldest = _local(posts[0], zone), _local(posts[-1], zone)
+    years: dict[int, list[tuple[Term, int]]] = {}
+    above = 0  # the posts of the months already counted (the newer ones)
+    for year in range(newest.year, oldest.year - 1, -1):
+        for month in range(12, 0, -1):
+            if (newest.year, newest.month) >= (year, month) >= (oldest.year, oldest.month):
+                newer = _newer_than(posts, dt.datetime(year, month, 1, tzinfo=zone).timestamp())
+                if newer > above:
+                    years.setdefault(year, []).append((_month(year, month), newer - above))
+                above = newer
+    return tuple(YearCount(year, sum(count for _, count in months), tuple(months)) for year, months in years.items())
+
+
+def archive_year(snapshot: Snapshot, zone: dt.tzinfo, year: int) -> Year | None:
+    """Return one year's public posts grouped by month (in ``zone``), newest first, or None if it has none."""
+    if not 1 <= year < 9999:  # beyond what a date holds: no post there
+        return None
+    memo = _memo(snapshot)
+    key = ("archive_year", str(zone), year)
+    if key not in memo:
+        start = _newer_than(snapshot.posts, dt.datetime(year + 1, 1, 1, tzinfo=zone).timestamp())
+        end = _newer_than(snapshot.posts, dt.datetime(year, 1, 1, tzinfo=zone).timestamp())
+        found = _archive(snapshot.posts[start:end], zone)
+        memo[key] = found[0] if found else None
+    return memo[key]
+
+
+def _newer_than(posts: Sequence[Post], timestamp: float) -> int:
+    """Return how many of ``posts`` (newest first) are dated at or after ``timestamp``."""
+    return len(posts) - bisect.bisect_left(_Ascending(posts), (timestamp, ""))
+
+
+def _month(year: int, month: int) -> Term:
+    return Term(f"{dt.date(year, month, 1):%B} {year}", f"{year:04d}-{month:02d}")
+
+
+def _local(post: Post, zone: dt.tzinfo) -> dt.datetime:
+    return dt.datetime.fromtimestamp(post.sort_key[0], zone)
+
+
 def archive(snapshot: Snapshot, zone: dt.tzinfo) -> tuple[Year, ...]:
-    """Return every public post grouped by year and month (in ``zone``), newest first."""
+    """Return every public post grouped by year and month (in ``zone``), newest first (the oracle of the above)."""
     memo = _memo(snapshot)
     key = ("archive", str(zone))
     found = memo.get(key)
@@ -117,14 +183,13 @@ def archive(snapshot: Snapshot, zone: dt.tzinfo) -> tuple[Year, ...]:
     return found
 
 
-def _archive(posts: tuple[Post, ...], zone: dt.tzinfo) -> tuple[Year, ...]:
+def _archive(posts: Sequence[Post], zone: dt.tzinfo) -> tuple[Year, ...]:
     months: dict[tuple[int, int], list[Post]] = {}
     for post in posts:  # already newest first, so each month's list stays in that order
         local = post.date.astimezone(zone)
         months.setdefault((local.year, local.month), []).append(post)
     years: dict[int, list[Group]] = {}
     for (year, month), members in sorted(months.items(), reverse=True):
-        name = f"{dt.date(year, month, 1):%B} {year}"
-        years.setdefault(year, []).append(Group(Term(name, f"{year:04d}-{month:02d}"), tuple(members)))
+        years.setdefault(year, []).append(Group(_month(year, month), tuple(members)))
     return tuple(Year(year, sum(len(group.posts) for group in groups), tuple(groups))
                  for year, groups in years.items())
