@@ -210,7 +210,7 @@ SETTINGS = (
     Setting("BLOG_MAX_POST_SIZE", 2 * 1024**2, _size, "Largest post file read; larger files are reported and skipped."),
     Setting("BLOG_WATCH", "auto", _watch, "How workers notice changed posts: auto, inotify, poll or off."),
     Setting("BLOG_POLL_INTERVAL_MS", 500, _positive_int, "Folder scan interval when watching by polling."),
-    Setting("BLOG_CACHE_SECONDS", 60, _non_negative_int, "max-age sent with pages and feeds (0 to tell proxies not to cache)."),
+    Setting("BLOG_CACHE_SECONDS", 60, _non_negative_int, "Browsers' max-age of pages and feeds (shared caches such as nginx: 1 s, then a 304); 0 sends no-cache."),
     Setting("BLOG_KRAMDOWN_LISTS", False, _flag,
             "Nest lists indented two spaces (to the item's text) as kramdown does; on by default for a Jekyll site."),
     Setting("BLOG_SMART_QUOTES", False, _flag,

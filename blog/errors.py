@@ -22,7 +22,8 @@ def register(app: Flask) -> None:
         response.content_type = "text/html; charset=utf-8"
         seconds = current_app.config["BLOG_CACHE_SECONDS"]
         cacheable = error.code < 500 and seconds
-        response.headers["Cache-Control"] = f"public, max-age={seconds}" if cacheable else "no-store"
+        # s-maxage as views.cacheable's: a post written at a URL that was missing shows through nginx at once too.
+        response.headers["Cache-Control"] = f"public, max-age={seconds}, s-maxage=1" if cacheable else "no-store"
         return response
 
     @app.errorhandler(Exception)
