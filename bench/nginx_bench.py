@@ -5,6 +5,8 @@ Run from the checkout: ``.venv/bin/python bench/nginx_bench.py [--posts 1000] [-
 temporary folder, proxying to gunicorn (2 sync workers) and caching pages by Quire's own Cache-Control, and
 a plain static site holding the very bytes Quire served for the same URLs. wrk drives each page over
 keep-alive connections; the report is a Markdown table of requests per second, latency and the ratio.
+With ``--before CHECKOUT``, another checkout runs behind a second copy of the config too, side by side (for
+instance pages kept by nginx for BLOG_CACHE_SECONDS against s-maxage=1 and a 304 each second).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -114,8 +116,8 @@ def wait_for(url: str) -> None:
     raise SystemExit(f"{url} never answered 200")
 
 
-def run(posts_count: int, seconds: int, connections: int, rounds: int) -> str:
-    """Measure every page three ways and return the Markdown report."""
+def run(posts_count: int, seconds: int, connections: int, rounds: int, before: Path | None = None) -> str:
+    """Measure every page three ways (four with ``before``) and return the Markdown report."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="quire-nginx-bench-") as scratch_name:
         scratch = Path(scratch_name)
@@ -123,7 +125,10 @@ def run(posts_count: int, seconds: int, connections: int, rounds: int) -> str:
         generate(posts, posts_count)
         env = {"BLOG_POSTS_DIR": str(posts), "BLOG_URL": "http://127.0.0.1", "BLOG_TRUSTED_PROXIES": "1",
                "BLOG_CACHE_DIR": "off"}  # a temporary folder: its post cache would only be left behind
-        with gunicorn(["-c", "gunicorn.conf.py", "-w", "2", "-k", "sync", "wsgi:app"], env) as server:
+        with ExitStack() as running:
+            server = running.enter_context(gunicorn(["-c", "gunicorn.conf.py", "-w", "2", "-k", "sync", "wsgi:app"], env))
+            old = None if before is None else running.enter_context(
+                gunicorn(["-c", "gunicorn.conf.py", "-w", "2", "-k", "sync", "wsgi:app"], env, cwd=before))
             html = fetch(server.base + "/")[1].decode()
             urls = {"index": "/",
                     "category": re.search(r'href="(/category/[^"/]+/)"', html).group(1),  # type: ignore[union-attr]
@@ -133,30 +138,37 @@ def run(posts_count: int, seconds: int, connections: int, rounds: int) -> str:
                 target = static_root / path.strip("/") / "index.html"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(fetch(server.base + path)[1])
-            proxy_port, static_port = free_port(), free_port()
-            with nginx(scratch, [site_config(scratch, proxy_port, int(server.base.rsplit(":", 1)[1])),
-                                 static_config(static_port, static_root)]):
-                wait_for(f"http://127.0.0.1:{proxy_port}/healthz")
-                wait_for(f"http://127.0.0.1:{static_port}/")
-                servers = (("gunicorn alone", server.base), ("nginx + Quire", f"http://127.0.0.1:{proxy_port}"),
-                           ("nginx static", f"http://127.0.0.1:{static_port}"))
-                for page in PAGES:
-                    for _, base in servers:
-                        for _ in range(3):
-                            fetch(base + urls[page])  # warm: fill nginx's cache and Quire's response cache
-                    # Rounds alternate the servers, so a burst of other work on the machine hits them all alike.
-                    measured: dict[str, list[Load]] = {name: [] for name, _ in servers}
-                    for _ in range(rounds):
-                        for name, base in servers:
-                            measured[name].append(wrk(base + urls[page], seconds, threads=2, connections=connections))
-                    static = measured["nginx static"]
-                    for name, loads in measured.items():
-                        ratios = [load.requests_per_second / other.requests_per_second
-                                  for load, other in zip(loads, static)]
-                        rows.append([page, name, f"{median(load.requests_per_second for load in loads):,.0f}",
-                                     f"{median(load.p50_ms for load in loads):.2f}",
-                                     f"{median(load.p99_ms for load in loads):.2f}", sum(load.errors for load in loads),
-                                     f"{median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"])
+            proxy_port, static_port, old_port = free_port(), free_port(), free_port()
+            running.enter_context(nginx(scratch, [site_config(scratch, proxy_port, int(server.base.rsplit(":", 1)[1])),
+                                                  static_config(static_port, static_root)]))
+            servers: tuple[tuple[str, str], ...] = (("gunicorn alone", server.base),
+                                                    ("nginx + Quire", f"http://127.0.0.1:{proxy_port}"))
+            if old is not None:  # its own nginx: one http block holds one keys_zone of that name
+                old_scratch = scratch / "before"
+                old_scratch.mkdir()
+                running.enter_context(nginx(old_scratch, [site_config(old_scratch, old_port,
+                                                                      int(old.base.rsplit(":", 1)[1]))]))
+                servers += (("nginx + Quire before", f"http://127.0.0.1:{old_port}"),)
+            servers += (("nginx static", f"http://127.0.0.1:{static_port}"),)
+            for _, base in servers:
+                wait_for(base + "/healthz" if base != f"http://127.0.0.1:{static_port}" else base + "/")
+            for page in PAGES:
+                for _, base in servers:
+                    for _ in range(3):
+                        fetch(base + urls[page])  # warm: fill nginx's cache and Quire's response cache
+                # Rounds alternate the servers, so a burst of other work on the machine hits them all alike.
+                measured: dict[str, list[Load]] = {name: [] for name, _ in servers}
+                for _ in range(rounds):
+                    for name, base in servers:
+                        measured[name].append(wrk(base + urls[page], seconds, threads=2, connections=connections))
+                static = measured["nginx static"]
+                for name, loads in measured.items():
+                    ratios = [load.requests_per_second / other.requests_per_second
+                              for load, other in zip(loads, static)]
+                    rows.append([page, name, f"{median(load.requests_per_second for load in loads):,.0f}",
+                                 f"{median(load.p50_ms for load in loads):.2f}",
+                                 f"{median(load.p99_ms for load in loads):.2f}", sum(load.errors for load in loads),
+                                 f"{median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"])
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = (f"Measured {stamp} on {os.cpu_count()} cores (wrk, nginx and gunicorn share them); {posts_count:,} "
               f"generated posts; wrk -t2 -c{connections} -d{seconds:g}s per page over keep-alive, {rounds} rounds "
@@ -173,9 +185,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--before", type=Path, help="another checkout to run behind nginx too, side by side")
     arguments = parser.parse_args()
     with reusable_time_wait():
-        text = run(arguments.posts, arguments.seconds, arguments.connections, arguments.rounds)
+        text = run(arguments.posts, arguments.seconds, arguments.connections, arguments.rounds, arguments.before)
     output = ROOT / "bench" / "results"
     output.mkdir(exist_ok=True)
     (output / "nginx.md").write_text(text, encoding="utf-8")
