@@ -1,4 +1,4 @@
-"""Compare the post URLs (and redirects) Jekyll writes for a site with the ones Quire serves for it.
+"""Compare the post and page URLs (and redirects) Jekyll writes for a site with the ones Quire serves for it.
 
     python -m bench.jekyll_urls SITE [SITE...]
 
@@ -32,8 +32,10 @@ render_with_liquid: true
 permalink: /{name}
 sitemap: false
 ---
-[{{% for post in site.posts %}}[{{{{ post.relative_path | jsonify }}}}, {{{{ post.url | jsonify }}}}]{{% unless forloop.last %}},{{% endunless %}}{{% endfor %}}]
+{{"posts": [{{% for post in site.posts %}}[{{{{ post.relative_path | jsonify }}}}, {{{{ post.url | jsonify }}}}]{{% unless forloop.last %}},{{% endunless %}}{{% endfor %}}],
+ "pages": [{{% for page in site.pages %}}[{{{{ page.path | jsonify }}}}, {{{{ page.url | jsonify }}}}]{{% unless forloop.last %}},{{% endunless %}}{{% endfor %}}]}}
 """
+PAGE_EXTENSIONS = (".md", ".markdown", ".mkdown", ".mkdn", ".mkd", ".html")  # what Quire serves as a Jekyll site's pages
 
 
 @dataclass
@@ -45,6 +47,9 @@ class Comparison:
     redirects: dict[str, str]  # the posts' redirects: redirect_from path -> post URL, post URL -> redirect_to
     redirects_answered: int = 0
     redirect_misses: list[str] = field(default_factory=list)
+    jekyll_pages: dict[str, str] = field(default_factory=dict)  # .md/.html page path inside the site -> URL
+    quire_pages: dict[str, str] = field(default_factory=dict)
+    pages_answered: int = 0  # Jekyll's page URLs Quire answers 200 with that page
 
     @property
     def matched(self) -> list[str]:
@@ -57,14 +62,25 @@ class Comparison:
         return [(path, url, self.quire_urls.get(path)) for path, url in sorted(self.jekyll_urls.items())
                 if self.quire_urls.get(path) != url]
 
+    @property
+    def pages_matched(self) -> list[str]:
+        """Return the pages (but the home page, which Quire keeps for its own) Quire serves at Jekyll's URL."""
+        return [path for path, url in self.jekyll_pages.items() if url != "/" and self.quire_pages.get(path) == url]
+
+    @property
+    def page_differences(self) -> list[tuple[str, str, str | None]]:
+        """Return (page, Jekyll's URL, Quire's URL or None) for every page but the home page whose URL differs."""
+        return [(path, url, self.quire_pages.get(path)) for path, url in sorted(self.jekyll_pages.items())
+                if url != "/" and self.quire_pages.get(path) != url]
+
 
 def jekyll_available() -> bool:
     """Tell whether the ``jekyll`` command is installed."""
     return shutil.which("jekyll") is not None
 
 
-def build_with_jekyll(site: Path, work: Path, drafts: bool = False) -> tuple[dict[str, str], dict[str, str]]:
-    """Build a copy of ``site`` with Jekyll; return its post URLs and its redirects (both unescaped)."""
+def build_with_jekyll(site: Path, work: Path, drafts: bool = False) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Build a copy of ``site`` with Jekyll; return its post URLs, its redirects and its .md/.html pages' URLs (unescaped)."""
     source, destination = work / "source", work / "built"
     shutil.copytree(site, source, symlinks=True, ignore=shutil.ignore_patterns(".git", "_site", ".jekyll-cache"))
     (source / LISTING.replace(".json", ".html")).write_text(_LISTING_PAGE.format(name=LISTING), encoding="utf-8")
@@ -78,15 +94,18 @@ def build_with_jekyll(site: Path, work: Path, drafts: bool = False) -> tuple[dic
     result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"jekyll build failed for {site}:\n{result.stdout}\n{result.stderr}")
-    pairs = json.loads((destination / LISTING).read_text(encoding="utf-8"))
-    urls = {path: unquote(url) for path, url in pairs}
+    listed = json.loads((destination / LISTING).read_text(encoding="utf-8"))
+    urls = {path: unquote(url) for path, url in listed["posts"]}
+    own = LISTING.replace(".json", ".html")
+    pages = {path.lstrip("/"): unquote(url) for path, url in listed["pages"]  # not the plugins' own (redirect.html)
+             if path.lower().endswith(PAGE_EXTENSIONS) and path.lstrip("/") != own and (source / path.lstrip("/")).is_file()}
     redirects: dict[str, str] = {}
     listing = destination / "redirects.json"
     if listing.is_file():
         home = urlsplit(_site_url(source)).netloc
         redirects = {unquote(origin): own_path(target, home)
                      for origin, target in json.loads(listing.read_text(encoding="utf-8")).items()}
-    return urls, redirects
+    return urls, redirects, pages
 
 
 def _prepare_config(source: Path) -> None:
@@ -142,15 +161,29 @@ def quire_urls(site: Path, **settings: str) -> tuple[dict[str, str], object]:
     return found, app
 
 
+def quire_pages(app: object) -> dict[str, str]:
+    """Return the URL Quire gives each page of the site (published or not)."""
+    snapshot = app.extensions["quire.site"].pages.snapshot  # type: ignore[attr-defined]
+    return {page.source: page.url for page in (*snapshot.hidden_by_url.values(), *snapshot.by_url.values())}
+
+
 def compare(site: Path, drafts: bool = False, **settings: str) -> Comparison:
     """Build ``site`` with Jekyll and load it in Quire; return both sides and how Quire answers the redirects."""
     with tempfile.TemporaryDirectory(prefix="quire-jekyll-") as work:
-        jekyll_side, redirects = build_with_jekyll(site, Path(work), drafts)
+        jekyll_side, redirects, jekyll_pages = build_with_jekyll(site, Path(work), drafts)
     quire_side, app = quire_urls(site, **settings)
     posts = set(jekyll_side.values())  # the redirects of pages are not the posts' business
     redirects = {origin: target for origin, target in redirects.items() if target in posts or origin in posts}
-    comparison = Comparison(jekyll_side, quire_side, redirects)
+    comparison = Comparison(jekyll_side, quire_side, redirects, jekyll_pages=jekyll_pages, quire_pages=quire_pages(app))
     client = app.test_client()  # type: ignore[attr-defined]
+    pages = app.extensions["quire.site"]  # type: ignore[attr-defined]
+    for path in comparison.pages_matched:
+        page = pages.page_at(jekyll_pages[path])
+        response = client.get(jekyll_pages[path])
+        # A page with redirect_to answers a 301 there, as jekyll-redirect-from's page does.
+        if page is not None and response.status_code == (301 if "redirect_to" in page.meta else 200):
+            comparison.pages_answered += 1
+        response.close()
     for origin, target in redirects.items():
         response = client.get(origin)
         location = own_path(response.headers.get("Location", ""), urlsplit(app.config["BLOG_URL"]).netloc)  # type: ignore[attr-defined]
@@ -171,7 +204,11 @@ def main(argv: list[str]) -> int:
         total = len(comparison.jekyll_urls)
         print(f"{name}: {len(comparison.matched)}/{total} post URLs identical, "
               f"{comparison.redirects_answered}/{len(comparison.redirects)} redirects answered with a 301 to their post")
-        for path, expected, got in comparison.differences:
+        home = sum(url == "/" for url in comparison.jekyll_pages.values())
+        print(f"{name}: {len(comparison.pages_matched)}/{len(comparison.jekyll_pages) - home} .md/.html page URLs "
+              f"identical ({comparison.pages_answered} answered with the page, or its redirect_to's 301; "
+              f"{home} home page, where Quire keeps its own)")
+        for path, expected, got in (*comparison.differences, *comparison.page_differences):
             print(f"  {path}: jekyll {expected}  quire {got}")
         for miss in comparison.redirect_misses:
             print(f"  redirect {miss}")

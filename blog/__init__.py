@@ -40,7 +40,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         FLATPAGES_HTML_RENDERER=render_page,
         FLATPAGES_AUTO_RELOAD=False,
         FLATPAGES_PAGES_ROOT=settings["BLOG_PAGES_DIR"],
-        FLATPAGES_PAGES_EXTENSION=settings["BLOG_EXTENSIONS"],
+        FLATPAGES_PAGES_EXTENSION=(settings["JEKYLL_SITE"].page_extensions(settings["BLOG_EXTENSIONS"])
+                                   if settings["JEKYLL_PAGES"] else settings["BLOG_EXTENSIONS"]),
         FLATPAGES_PAGES_HTML_RENDERER=render_page,
         FLATPAGES_PAGES_AUTO_RELOAD=False,
         JSON_SORT_KEYS=False,
@@ -103,11 +104,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 def _page_store(app: Flask, settings: Mapping[str, Any], posts: PostStore) -> PostStore:
     """Make the store of the pages folder: the posts' machinery over other files, with page rules."""
     pages = PostPages(app, name="pages")
-    pages.skips_underscore_folders = True
+    # A Jekyll site's own pages: its "_"-folders are skipped by Jekyll's rules, which also know include:.
+    pages.skips_underscore_folders = not settings["JEKYLL_PAGES"]
     if not os.path.isdir(settings["BLOG_PAGES_DIR"]):
         logging.getLogger("quire").info("pages folder %s does not exist: the site has no pages until it does",
                                         settings["BLOG_PAGES_DIR"])
-    store = PostStore(pages, settings, static_root=static_folders(app), kind="page", speaks=posts.speaks)
+    store = PostStore(pages, settings, static_root=static_folders(app), kind="page",
+                      jekyll_pages=settings["JEKYLL_PAGES"], speaks=posts.speaks)
     pages.resolve_post_url = posts.resolve_post_url  # {% post_url %} in a page names a post
     store.load()
     return store
@@ -115,5 +118,7 @@ def _page_store(app: Flask, settings: Mapping[str, Any], posts: PostStore) -> Po
 
 def _label(folder: str, posts_folder: str) -> str:
     """Return how `check` names a folder: relative to the posts folder's parent when it is inside it."""
+    if folder == posts_folder:  # a Jekyll site's pages and posts: both named from the site folder
+        return ""
     relative = os.path.relpath(folder, os.path.dirname(posts_folder))
     return folder if relative.startswith("..") else "" if relative == "." else relative

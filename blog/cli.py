@@ -21,7 +21,7 @@ from blog import freeze as exporter
 from blog.content import PostStore
 from blog.content import post as rules
 from blog.content.store import Problem
-from blog.lint import fix_mojibake, lint
+from blog.lint import CARRY_OVER, CARRY_OVER_GROUPS, fix_mojibake, is_jekyll_site, lint
 from blog.logs import printable
 
 blog_cli = AppGroup("blog", help="Write, check, list and export the posts of this Quire site.")
@@ -131,33 +131,65 @@ def check(output_format: str, fix: bool) -> None:
                        err=True)
         if repairs:
             store.refresh([repair.source for repair in repairs])
-    problems = lint(current_app._get_current_object())  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    problems = lint(app)
     counts = Counter(problem.severity for problem in problems)
     posts = len(store.snapshot.posts)
+    # For a Jekyll site, what will not carry over is shown apart, topic by topic, after the other problems.
+    groups = _carry_over(problems) if is_jekyll_site(app) else {}
     if output_format == "json":
-        click.echo(json.dumps(_report(problems, counts, posts, store), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(_report(problems, counts, posts, store, groups), indent=2, ensure_ascii=False))
     else:
+        grouped = {id(problem) for found in groups.values() for problem in found}
         for problem in problems:
-            click.echo(str(problem))
+            if id(problem) not in grouped:
+                click.echo(str(problem))
+        if groups:
+            click.echo(f"\nWhat will not carry over from the Jekyll site {printable(app.config['BLOG_JEKYLL_SITE'])}:")
+        for title, found in groups.items():
+            click.echo(f"\n{title} ({len(found)}):")
+            for problem in found:
+                click.echo(f"  {problem}")
         errors, warnings = counts["error"], counts["warning"]
-        click.echo(f"{posts} post{'s' * (posts != 1)} published, {errors} error{'s' * (errors != 1)}, "
-                   f"{warnings} warning{'s' * (warnings != 1)}", err=True)
+        pages = len(app.extensions["quire.site"].page_index.pages)
+        served = f"{posts} post{'s' * (posts != 1)}" + (f" and {pages} page{'s' * (pages != 1)}" if is_jekyll_site(app) else "")
+        summary = f"{served} published, {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+        if is_jekyll_site(app):
+            summary += "; will not carry over from Jekyll: " + ", ".join(
+                f"{short} {len(groups.get(title, ()))}" for title, short, _ in CARRY_OVER_GROUPS)
+        click.echo(summary, err=True)
     if counts["error"]:
         raise SystemExit(1)
 
 
-def _report(problems: list[Problem], counts: Counter[str], posts: int, store: PostStore) -> dict[str, object]:
+def _carry_over(problems: list[Problem]) -> dict[str, list[Problem]]:
+    """Return the problems that say what a Jekyll site loses, by topic, in the order check shows them."""
+    groups: dict[str, list[Problem]] = {title: [] for title, _, _ in CARRY_OVER_GROUPS}
+    for problem in problems:
+        if problem.code in CARRY_OVER:
+            groups[CARRY_OVER[problem.code]].append(problem)
+    return {title: found for title, found in groups.items() if found}
+
+
+def _report(problems: list[Problem], counts: Counter[str], posts: int, store: PostStore,
+            groups: dict[str, list[Problem]]) -> dict[str, object]:
     files = sum(1 for _ in store.pages.walk())
     flagged = {problem.source for problem in problems if problem.severity in {"error", "warning"}}
+    topic = {id(problem): title for title, found in groups.items() for problem in found}
+    short_of = {title: short for title, short, _ in CARRY_OVER_GROUPS}
+    summary: dict[str, object] = {"files": files, "posts": posts, "clean_files": files - len(flagged),
+                                  "errors": counts["error"], "warnings": counts["warning"], "infos": counts["info"]}
+    if is_jekyll_site(current_app):
+        summary["jekyll"] = {short: len(groups.get(title, ())) for title, short, _ in CARRY_OVER_GROUPS}
     return {
         "version": JSON_SCHEMA_VERSION,
         "problems": [
             {"file": problem.source, "line": problem.line, "column": problem.column, "severity": problem.severity,
-             "code": problem.code, "message": problem.message}
+             "code": problem.code, "message": problem.message,
+             **({"jekyll": short_of[topic[id(problem)]]} if id(problem) in topic else {})}
             for problem in problems
         ],
-        "summary": {"files": files, "posts": posts, "clean_files": files - len(flagged),
-                    "errors": counts["error"], "warnings": counts["warning"], "infos": counts["info"]},
+        "summary": summary,
     }
 
 

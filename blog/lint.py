@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import posixpath
@@ -15,6 +16,8 @@ from urllib.parse import unquote, urlsplit
 from flask import Flask
 
 from blog.content import Post, PostStore
+from blog.content.markup import KNOWN_LIQUID_TAGS, LIQUID_TAG
+from blog.content.source import SourceError
 from blog.content.site import Site
 from blog.theme import find_static
 from blog.content.store import Problem
@@ -35,6 +38,20 @@ class Repair:
     backup: str
 
 
+# What does not carry over when a Jekyll site is served, by problem code, in the order `check` shows it.
+# Each: its heading, its word in the summary line, and its problem codes.
+CARRY_OVER_GROUPS = (
+    ("URLs that change", "URLs", ("permalink", "duplicate-url")),
+    ("Jekyll pages not served", "pages", ("home-page", "unserved-page")),
+    ("Liquid left as written", "Liquid", ("liquid", "post-listing")),
+    ("Links to Jekyll pages not served", "links", ("unserved-link", "unserved-image")),
+    ("Redirects made, each a 301", "redirects", ("redirect",)),
+)
+CARRY_OVER = {code: title for title, _, codes in CARRY_OVER_GROUPS for code in codes}
+# Liquid tags that only continue or close another one: reported with the tag they belong to.
+_PART_OF_A_TAG = frozenset({"else", "elsif", "when", "break", "continue"})
+
+
 def lint(app: Flask) -> list[Problem]:
     """Return the store's problems and the whole-site ones, sorted by file, line and column."""
     store: PostStore = app.extensions["quire"]
@@ -44,6 +61,8 @@ def lint(app: Flask) -> list[Problem]:
     site.site_file.refresh()  # check reads the file as it is now, not as a worker last saw it
     found.extend(site.problems())
     found.extend(site_file_link_problems(app))
+    if store.jekyll.serves_files:
+        found = jekyll_problems(app, found)
     for files, label in ((store, ""), (site.pages, site.pages_label)):
         for relative, text, size in _post_files(files):
             named = f"{label}/{relative}" if label else relative
@@ -51,6 +70,59 @@ def lint(app: Flask) -> list[Problem]:
             if text is not None:
                 found.extend(mojibake_problems(named, text))
     return sorted(found, key=lambda problem: (problem.source, problem.line or 0, problem.column or 0, problem.code))
+
+
+def is_jekyll_site(app: Flask) -> bool:
+    """Tell whether the app serves a Jekyll site folder (BLOG_JEKYLL_SITE), for which check says what carries over."""
+    return app.extensions["quire"].jekyll.serves_files
+
+
+def jekyll_problems(app: Flask, found: list[Problem]) -> list[Problem]:
+    """Return ``found`` with what a Jekyll site loses made precise: each Liquid tag left, Jekyll's pages not served.
+
+    The store notes one ``liquid`` problem per file (it runs for every post at load); here each tag left gets
+    its own line. Links to Jekyll's own pages (``/docs/...``) are named as such.
+    """
+    site: Site = app.extensions["quire.site"]
+    resolver = LinkResolver(app)
+    served = set(site.pages.snapshot.by_url) | set(site.pages.snapshot.hidden_by_url)
+    result = []
+    for problem in found:
+        result.extend((_liquid_tags_left(site, problem) or [problem]) if problem.code == "liquid" else [problem])
+    for url, relative in resolver.jekyll_rendered.items():
+        if url in served or url == "/" or resolver.resolves(url):
+            continue
+        if site.pages.snapshot.problems.get(relative):
+            continue  # a page Quire reads but cannot serve: its own problem says why
+        feed = url.endswith((".xml", ".atom", ".rss")) and any(word in url for word in ("atom", "feed", "rss"))
+        hint = f"; BLOG_FEED_PATH={url} serves Quire's Atom feed there" if feed else ""
+        why = "no collection but _posts is read" if relative.startswith("_") else "only .md and .html pages are Quire pages"
+        result.append(Problem(relative, "warning", "unserved-page",
+                              f"Jekyll renders this file to {url}; Quire does not serve it ({why}), so that URL is lost{hint}"))
+    return result
+
+
+def _liquid_tags_left(site: Site, problem: Problem) -> list[Problem]:
+    """Return one problem per Liquid tag Quire leaves as written in the file ``problem`` names, with its line."""
+    store = site.posts if problem.source in site.posts.snapshot.problems else site.pages
+    try:
+        body, first_line, _ = store.pages.read_body(problem.source, store.settings["BLOG_MAX_POST_SIZE"])
+    except (OSError, SourceError):
+        return []
+    found, in_raw = [], False
+    for match in LIQUID_TAG.finditer(body):
+        name = match.group(1)
+        if in_raw:
+            in_raw = name != "endraw"
+            continue
+        in_raw = name == "raw"
+        if name in KNOWN_LIQUID_TAGS or name in _PART_OF_A_TAG or name.startswith("end"):
+            continue
+        start = match.start()
+        found.append(Problem(problem.source, "warning", "liquid",
+                             f"{{% {name} %}} is left in the page as written (Quire does not run it)",
+                             first_line + body.count("\n", 0, start), start - (body.rfind("\n", 0, start) + 1) + 1))
+    return found
 
 
 def mojibake_problems(relative: str, text: str) -> list[Problem]:
@@ -234,9 +306,14 @@ def link_problems(app: Flask) -> list[Problem]:
                 continue
             kind = "image" if tag == "img" else "link"
             line, column = _locate(post, target)
+            owner = resolver.jekyll_page(path)  # built by Jekyll, so a link that worked there and does not here
             source = f"{site.pages_label}/{post.source}" if post.kind == "page" and site.pages_label else post.source
-            found.append(Problem(source, "error", f"broken-{kind}",
-                                 f"{kind} to {target} points nowhere on this site", line, column))
+            if owner:
+                found.append(Problem(source, "error", f"unserved-{kind}",
+                                     f"{kind} to {target}: Jekyll's page {owner}, which Quire does not serve", line, column))
+            else:
+                found.append(Problem(source, "error", f"broken-{kind}", f"{kind} to {target} points nowhere on this site",
+                                     line, column))
     return found
 
 
@@ -300,6 +377,17 @@ class LinkResolver:
         self._client = app.test_client()
         self._answers: dict[str, bool] = {}
 
+    @functools.cached_property
+    def jekyll_rendered(self) -> dict[str, str]:
+        """Return the file of a Jekyll site that Jekyll renders to each URL (none for other sites)."""
+        site = self.store.jekyll
+        return {url: relative for relative, url in site.rendered_files()} if site.serves_files else {}
+
+    def jekyll_page(self, path: str) -> str | None:
+        """Return the Jekyll file rendered to ``path`` (a folder's index.html too), if one is."""
+        rendered = self.jekyll_rendered
+        return rendered.get(path) or (rendered.get(path + "index.html") if path.endswith("/") else None)
+
     def internal_path(self, target: str) -> str | None:
         """Return the site path a link points at, or None for other sites, anchors and mail links."""
         if target.startswith(self.base + "/"):
@@ -311,6 +399,8 @@ class LinkResolver:
     def resolves(self, path: str) -> bool:
         """Tell whether GET ``path`` finds something (following redirects)."""
         if path in self.store.snapshot.by_url or self.app.extensions["quire.site"].page_at(path) is not None:
+            return True
+        if self.store.jekyll.site_file(path) is not None:  # a Jekyll site's own files, /assets/ included
             return True
         for prefix, folder in (("/static/", ""), ("/assets/", "assets")):
             if path.startswith(prefix):

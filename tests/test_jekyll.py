@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import textwrap
 from collections.abc import Callable
@@ -263,6 +264,18 @@ VARIANTS = (
     ("blog/_posts/2019-06-22-folder.md", "categories: [News]\n"),
     ("blog/_posts/2019-06-23-folder-two.md", "category: Big News\n"),
 )
+# Pages as real sites have them: (path, front matter; None for a file without any, which is no page).
+PAGES = (
+    ("about.md", "title: About\n"),
+    ("docs/index.md", "title: Docs\n"),
+    ("docs/install.markdown", "title: Install\n"),
+    ("projects/Big.Project.html", "title: Project\n"),
+    ("team.md", "title: Team\npermalink: /people/\n"),
+    ("guides/start.md", "title: Start\n"),
+    ("private/notes.md", "title: Excluded\n"),
+    ("vendor/bundle/gem/readme.md", "title: A gem's\n"),
+    ("README.md", None),
+)
 CONFIGS = {
     "jekyllrb": "permalink: /news/:year/:month/:day/:title/\n",
     "date": "",
@@ -277,13 +290,17 @@ CONFIGS = {
             values: {permalink: "/:categories/:year/:slug:output_ext"}
           - scope: {path: _posts/releases}
             values: {permalink: /releases/:title/}
+          - scope: {path: guides, type: pages}
+            values: {permalink: "/manual/:basename/"}
     """),
 }
 
 
 def _corpus_site(folder: Path, config: str) -> Path:
-    config = "plugins: [jekyll-redirect-from, jekyll-feed]\n" + config
+    config = "plugins: [jekyll-redirect-from, jekyll-feed]\nexclude: [private]\n" + config
     shutil.copytree(CORPUS_POSTS, folder / "_posts")
+    for relative, front in PAGES:
+        write(folder / relative, "No front matter.\n" if front is None else f"---\n{front}---\nA page.\n")
     original = (CORPUS_POSTS / "2013-05-08-jekyll-1-0-1-released.markdown").read_text(encoding="utf-8")
     for relative, front in VARIANTS:
         write(folder / relative, original.replace("---\n", "---\n" + front, 1))
@@ -300,6 +317,8 @@ def test_every_post_url_is_the_one_jekyll_writes(tmp_path: Path, name: str) -> N
     assert len(comparison.jekyll_urls) == 102 + len(VARIANTS)
     assert comparison.differences == []
     assert len(comparison.redirects) == 5 and comparison.redirect_misses == []  # each a 301 to where Jekyll's goes
+    assert len(comparison.jekyll_pages) == 6 and comparison.page_differences == []  # not excluded, vendor/, README.md
+    assert comparison.pages_answered == 6
 
 
 @pytest.mark.parametrize(
@@ -331,7 +350,9 @@ def test_redirect_from_and_redirect_to_answer_301_and_check_lists_them(site: Pat
         assert (response.status_code, response.headers["Location"]) == (301, target), origin
     assert client.get("/2016/09/22/b/").status_code == 200
     result = app.test_cli_runner().invoke(args=["blog", "check"])
-    lines = [line for line in result.output.splitlines() if "[redirect]" in line]
+    output = result.output.splitlines()
+    lines = [line.strip() for line in output if "[redirect]" in line]
+    assert "Redirects made, each a 301 (5):" in output  # grouped under their heading
     assert lines == [
         "_posts/2016-09-21-homebrew-1.0.0.md: info: /blog/1.0.0/ redirects (301) to /2016/09/21/homebrew-1.0.0/ [redirect]",
         "_posts/2016-09-22-b.md: info: /old/b redirects (301) to /2016/09/22/b/ [redirect]",
@@ -426,3 +447,75 @@ def test_the_render_cache_on_disk_keeps_the_dialects_apart(site: Path, make_site
     second = make_site(BLOG_CACHE_DIR=cache, BLOG_SMART_QUOTES="0").extensions["quire"].snapshot.posts[0].html
     assert "\u201cQuoted\u201d" in first or "&ldquo;Quoted&rdquo;" in first
     assert '"Quoted"' in second
+
+
+# A Jekyll site's pages ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "url"),
+    [
+        ("", "/about.html"),  # Jekyll's default style, date
+        ("permalink: pretty\n", "/about/"),
+        ("permalink: ':title'\n", "/about"),  # a pattern ending in neither / nor :output_ext
+        ("permalink: /:year/:title/\n", "/about/"),
+        ("permalink: none\n", "/about.html"),
+    ],
+)
+def test_a_page_of_the_site_keeps_jekylls_url(site: Path, make_site: MakeSite, config: str, url: str) -> None:
+    write(site / "about.md", "---\ntitle: About us\n---\nWho we are.\n")
+    write(site / "docs" / "index.html", "---\ntitle: Docs\n---\n<p>The docs.</p>\n")
+    write(site / "team.md", "---\ntitle: Team\npermalink: /people/\n---\nUs.\n")
+    client = make_site(config).test_client()
+    page = BeautifulSoup(client.get(url).data, "html.parser")
+    assert page.find("h1").text.strip() == "About us" and "Who we are." in page.text
+    assert client.get("/docs/").status_code == 200 and client.get("/people/").status_code == 200
+
+
+def test_jekylls_home_page_leaves_quires_and_check_says_so(site: Path, make_site: MakeSite) -> None:
+    post(site, "_posts/2024-01-01-hello.md", "title: Hello\n")
+    write(site / "index.md", "---\nlayout: home\n---\nJekyll's home.\n")
+    app = make_site()
+    home = app.test_client().get("/").get_data(as_text=True)
+    assert "Hello" in home and "Jekyll's home." not in home
+    result = app.test_cli_runner().invoke(args=["blog", "check"])
+    assert "Jekyll pages not served (1):" in result.output
+    assert any(line.strip().startswith("index.md: warning:") and line.endswith("[home-page]")
+               for line in result.output.splitlines())
+
+
+def test_check_lists_what_will_not_carry_over_by_topic(site: Path, make_site: MakeSite) -> None:
+    post(site, "_posts/2024-01-01-hello.md", "title: Hello\npermalink: /:month/:nonsense/\n",
+         "Intro.\n\n{% include note.html %}\n\n{% if site.x %}\nMaybe.\n{% endif %}\n\n"
+         "Read [the guide](/guide/) and [the feed](/feed2.xml) and [a doc](/docs/setup/).\n")
+    write(site / "guide.md", "---\ntitle: Guide\n---\nServed.\n")
+    write(site / "feed2.xml", "---\nlayout: null\n---\n<feed></feed>\n")
+    write(site / "_docs" / "setup.md", "---\ntitle: Setup\n---\nA document.\n")
+    write(site / "archive.html", "---\ntitle: Archive\n---\n{% for post in site.posts %}{{ post.title }}{% endfor %}\n")
+    app = make_site("collections:\n  docs:\n    output: true\n    permalink: /docs/:name/\n")
+    result = app.test_cli_runner().invoke(args=["blog", "check"])
+    assert result.exit_code == 1  # the links that no longer lead anywhere are errors
+    sections: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        if line.endswith("):") and not line.startswith(" "):
+            heading = sections.setdefault(line.rsplit(" (", 1)[0], [])
+        elif line.startswith("  "):
+            heading.append(line.strip())
+    assert set(sections) == {"URLs that change", "Jekyll pages not served", "Liquid left as written",
+                             "Links to Jekyll pages not served"}
+    assert sections["URLs that change"][0].startswith("_posts/2024-01-01-hello.md:3: warning: permalink '/:month/:nonsense/'")
+    assert [line.split(": ")[0] for line in sections["Liquid left as written"]] == [
+        "_posts/2024-01-01-hello.md:8:1", "_posts/2024-01-01-hello.md:10:1", "archive.html:4:1"]
+    assert "{% include %}" in sections["Liquid left as written"][0] and "site.posts" in sections["Liquid left as written"][2]
+    assert sections["Jekyll pages not served"] == [
+        "_docs/setup.md: warning: Jekyll renders this file to /docs/setup/; Quire does not serve it (no collection but "
+        "_posts is read), so that URL is lost [unserved-page]",
+        "feed2.xml: warning: Jekyll renders this file to /feed2.xml; Quire does not serve it (only .md and .html pages "
+        "are Quire pages), so that URL is lost; BLOG_FEED_PATH=/feed2.xml serves Quire's Atom feed there [unserved-page]"]
+    assert [line.split(": ", 2)[2] for line in sections["Links to Jekyll pages not served"]] == [
+        "link to /feed2.xml: Jekyll's page feed2.xml, which Quire does not serve [unserved-link]",
+        "link to /docs/setup/: Jekyll's page _docs/setup.md, which Quire does not serve [unserved-link]"]
+    assert result.stderr.strip().endswith("will not carry over from Jekyll: URLs 1, pages 2, Liquid 3, links 2, redirects 0")
+    report = json.loads(app.test_cli_runner().invoke(args=["blog", "check", "--format", "json"]).stdout)
+    assert report["summary"]["jekyll"] == {"URLs": 1, "pages": 2, "Liquid": 3, "links": 2, "redirects": 0}
+    assert {problem.get("jekyll") for problem in report["problems"]} >= {"URLs", "pages", "Liquid", "links"}

@@ -14,9 +14,10 @@ import glob
 import hashlib
 import logging
 import os
+import posixpath
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -39,6 +40,9 @@ URL_PLACEHOLDERS = frozenset({
     "short_day", "long_day", "y_day", "output_ext", "path",
 })
 _PLACEHOLDER = re.compile(r":([a-z_]+)")
+HTML_EXTENSIONS = (".html", ".xhtml", ".htm")  # Jekyll's Page::HTML_EXTENSIONS
+# What in a page's Liquid lists the site's posts: Quire renders no such loop, so the page cannot carry over.
+POST_LISTINGS = re.compile(r"\{[{%][^}]*?\b(site\.(?:posts|categories|tags|related_posts)|paginator)\b")
 _DATE_FILENAME = re.compile(r"^(?:.+/)*?(\d{2,4}-\d{1,2}-\d{1,2})-([^/]*)(\.[^.]+)$")
 _DATELESS_FILENAME = re.compile(r"^(?:.+/)*(.*)(\.[^.]+)$")
 _PRETTY_KEPT = frozenset("._~!$&'()+,;=@")
@@ -114,6 +118,96 @@ class JekyllSite:
         """Tell whether the site's ``exclude:`` list leaves this path (inside the site folder) out."""
         return any(_glob_includes(pattern, relative) for pattern in self.exclude if pattern not in self.include)
 
+    # Which files are pages -----------------------------------------------------------------------
+
+    def page_extensions(self, extensions: Iterable[str]) -> tuple[str, ...]:
+        """Return the file extensions read as pages: the Markdown ones and ``.html``."""
+        return tuple(dict.fromkeys((*extensions, ".html")))
+
+    def reads_page_folder(self, relative: str) -> bool:
+        """Tell whether Jekyll looks for pages in this folder of the site (no ``_``-folders, ``exclude:``, vendor/bundle/...)."""
+        return self.copies(relative)
+
+    def reads_page(self, relative: str) -> bool:
+        """Tell whether a file of the site (of a page extension) is one Jekyll reads as a page, front matter aside."""
+        return self.copies(relative)
+
+    def page_url(self, relative: str, meta: Mapping[str, Any]) -> str:
+        """Return the URL Jekyll gives a page at ``relative`` (its Page#template, or its own ``permalink``), unescaped."""
+        folder, _, name = relative.rpartition("/")
+        stem, extension = posixpath.splitext(name)
+        basename = stem.rstrip(".")
+        output_ext = self.output_ext(extension)
+        permalink = meta.get("permalink")
+        if isinstance(permalink, str) and permalink.strip():
+            template = unquote(permalink)
+        elif output_ext not in HTML_EXTENSIONS:
+            template = "/:path/:basename:output_ext"
+        elif basename == "index":
+            template = "/:path/"
+        else:
+            template = "/:path/:basename" + _permalink_suffix(str(self.config.get("permalink") or "date"))
+        for placeholder, value in (("path", folder), ("basename", basename), ("output_ext", output_ext)):
+            if ":" not in template:
+                break
+            template = template.replace(":" + placeholder, value)
+        return sanitize_url(template)
+
+    def page_meta(self, relative: str, meta: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Return a page's front matter over the defaults scoped to pages."""
+        defaults = self.defaults(relative, "pages") if self.config.get("defaults") else {}
+        return _deep_merge(defaults, meta) if defaults else meta
+
+    def layout_lists_posts(self, layout: str | None) -> str | None:
+        """Return what in a layout (or the layouts it sits in) lists the site's posts, e.g. ``site.posts``, or None."""
+        seen: set[str] = set()
+        while layout and layout not in seen and self.root:
+            seen.add(layout)
+            path = next((candidate for candidate in (os.path.join(self.root, "_layouts", layout + suffix)
+                                                     for suffix in (".html", ".md", "")) if os.path.isfile(candidate)), None)
+            if path is None:
+                return None
+            try:
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    text = handle.read(1_000_000)
+            except OSError:
+                return None
+            found = POST_LISTINGS.search(text)
+            if found:
+                return found.group(1)
+            parent = re.match(r"---\s*\n(?:.*\n)*?layout:\s*['\"]?([^'\"\s]+)", text)
+            layout = parent.group(1) if parent else None
+        return None
+
+    def rendered_files(self) -> Iterator[tuple[str, str]]:
+        """Yield (site path, URL) of every file Jekyll renders rather than copies: pages of any extension and documents
+        of collections with ``output: true`` (for ``blog check``: what is not served, and where links to it go)."""
+        collections = self.config.get("collections")
+        outputs = {str(name): values for name, values in (collections.items() if isinstance(collections, dict) else ())
+                   if isinstance(values, dict) and values.get("output") and str(name) != "posts"}
+        folder = str(self.config.get("collections_dir") or "").strip("/")
+        for relative in _walk(self.root, lambda folder: not self.excluded(folder)):
+            if self.copies(relative):
+                if has_front_matter(os.path.join(self.root, relative)):
+                    yield relative, self.page_url(relative, self.page_meta(relative, _front_matter(self.root, relative)))
+                continue
+            inside = relative[len(folder) + 1:] if folder and relative.startswith(folder + "/") else relative
+            name, _, rest = inside.partition("/")
+            if name.startswith("_") and name[1:] in outputs and rest and not self.excluded(relative):
+                yield relative, self._document_url(name[1:], outputs[name[1:]], relative, rest)
+
+    def _document_url(self, collection: str, settings: Mapping[str, Any], relative: str, inside: str) -> str:
+        """Return the URL Jekyll gives a document of an output collection (Collection#url_template, UrlDrop)."""
+        meta = _deep_merge(self.defaults(relative, collection), _front_matter(self.root, relative))
+        stem, extension = posixpath.splitext(inside)
+        basename = stem.rsplit("/", 1)[-1]
+        permalink = meta.get("permalink") if isinstance(meta.get("permalink"), str) else settings.get("permalink")
+        style = str(self.config.get("permalink") or "date")
+        template = str(permalink) if permalink else "/:collection/:path" + _permalink_suffix(style)
+        values = {"collection": collection, "path": stem, "name": slugify(basename), "title": slugify(basename, "pretty", cased=True),
+                  "slug": slugify(basename), "output_ext": self.output_ext(extension)}
+        return sanitize_url(_PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), unquote(PERMALINK_STYLES.get(template, template))))
+
     # The site's own files ------------------------------------------------------------------------
 
     def site_file(self, path: str) -> str | None:
@@ -154,11 +248,11 @@ class JekyllSite:
 
     # Front matter --------------------------------------------------------------------------------
 
-    def defaults(self, path: str) -> dict[str, Any]:
-        """Return the front-matter defaults that apply to a post at ``path`` (inside the site), Jekyll's precedence."""
+    def defaults(self, path: str, kind: str = "posts") -> dict[str, Any]:
+        """Return the front-matter defaults for a post (or with ``kind="pages"`` a page) at ``path``, Jekyll's precedence."""
         merged: dict[str, Any] = {}
         old_scope: Mapping[str, Any] | None = None
-        for values, scope in self._matching_sets(path):
+        for values, scope in self._matching_sets(path, kind):
             if _has_precedence(old_scope, scope):
                 merged = _deep_merge(merged, values)
                 old_scope = scope
@@ -166,20 +260,20 @@ class JekyllSite:
                 merged = _deep_merge(values, merged)
         return merged
 
-    def _matching_sets(self, path: str) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    def _matching_sets(self, path: str, kind: str) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
         sets = self.config.get("defaults")
         found = []
         for entry in sets if isinstance(sets, list) else ():
             if not isinstance(entry, dict) or not isinstance(entry.get("values"), dict):
                 continue
             scope = entry.get("scope") if isinstance(entry.get("scope"), dict) else {}
-            if self._applies(scope, path):
+            if self._applies(scope, path, kind):
                 found.append((entry["values"], scope))
         return found
 
-    def _applies(self, scope: Mapping[str, Any], path: str) -> bool:
-        kind = scope.get("type")
-        if kind is not None and str(kind) not in {"posts", "post"}:  # "post" is Jekyll's deprecated spelling
+    def _applies(self, scope: Mapping[str, Any], path: str, kind: str) -> bool:
+        scope_kind = scope.get("type")
+        if scope_kind is not None and str(scope_kind) not in {kind, kind[:-1]}:  # "post": Jekyll's deprecated spelling
             return False
         scope_path = scope.get("path")
         if not isinstance(scope_path, str) or not scope_path:
@@ -218,7 +312,9 @@ class JekyllSite:
     def output_ext(self, extension: str) -> str:
         """Return the extension Jekyll writes a post file of this extension with (``:output_ext``)."""
         markdown = {f".{item.strip().lower()}" for item in str(self.config.get("markdown_ext") or DEFAULT_MARKDOWN_EXT).split(",")}
-        return ".html" if extension.lower() in markdown or extension.lower() == ".html" else extension
+        if extension.lower() in markdown or extension.lower() == ".html":
+            return ".html"
+        return {".scss": ".css", ".sass": ".css", ".coffee": ".js"}.get(extension.lower(), extension)  # Jekyll's converters
 
 
 NO_SITE = JekyllSite()
@@ -232,6 +328,30 @@ def has_front_matter(path: str) -> bool:
     except OSError:
         return False
     return re.match(rb"---\s*\r?\n", first) is not None
+
+
+def _walk(root: str, keeps: Callable[[str], bool]) -> Iterator[str]:
+    """Yield the relative path of every file under ``root``, sorted, not entering folders ``keeps`` refuses."""
+    for folder, folders, files in os.walk(root):
+        inside = os.path.relpath(folder, root).replace(os.sep, "/")
+        prefix = "" if inside == "." else inside + "/"
+        folders[:] = sorted(name for name in folders if name not in {".git", "_site", ".jekyll-cache"} and keeps(prefix + name))
+        yield from (prefix + name for name in sorted(files))
+
+
+def _front_matter(root: str, relative: str) -> dict[str, Any]:
+    """Return a file's front matter as a mapping (empty when it has none or it is not YAML)."""
+    try:
+        with open(os.path.join(root, relative), encoding="utf-8", errors="replace") as handle:
+            text = handle.read(200_000)
+    except OSError:
+        return {}
+    found = re.match(r"---\s*\r?\n(.*?)^(?:---|\.\.\.)\s*$", text, re.DOTALL | re.MULTILINE)
+    try:
+        meta = yaml.safe_load(found.group(1)) if found else None
+    except yaml.YAMLError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def load(site_root: str, config_path: str, posts_dir: str, serves_files: bool) -> JekyllSite:
@@ -296,6 +416,10 @@ def configure(settings: dict[str, Any], given: Iterable[str]) -> dict[str, Any]:
         settings["BLOG_JEKYLL_CONFIG"] = config_path
     if site_root and "BLOG_POSTS_DIR" not in given:
         settings["BLOG_POSTS_DIR"] = site_root
+    # The site's own pages (about.md...) are its pages, unless BLOG_PAGES_DIR names a folder of Quire pages.
+    settings["JEKYLL_PAGES"] = bool(site_root) and "BLOG_PAGES_DIR" not in given
+    if settings["JEKYLL_PAGES"]:
+        settings["BLOG_PAGES_DIR"] = site_root
     if not site_root and not config_path:
         settings["JEKYLL_SITE"] = NO_SITE
         return settings
@@ -516,6 +640,15 @@ def slugify(text: str, mode: str = "default", cased: bool = False) -> str:
     slug = slug[1:] if slug.startswith("-") else slug
     slug = slug[:-1] if slug.endswith("-") else slug
     return slug if cased else slug.lower()
+
+
+def _permalink_suffix(style: str) -> str:
+    """Return what Jekyll's Utils.add_permalink_suffix puts after a page's ``/:path/:basename`` for a site's permalink."""
+    if style == "pretty":
+        return "/"
+    if style in {"date", "ordinal", "none"}:
+        return ":output_ext"
+    return ("/" if style.endswith("/") else "") + (":output_ext" if style.endswith(":output_ext") else "")
 
 
 def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -145,8 +145,11 @@ class PostStore:
         # Where covers are looked for: the static folders in the order they are served (the theme's first).
         self.static_roots = (static_root,) if isinstance(static_root, str) else tuple(static_root)
         self.zone = ZoneInfo(settings["BLOG_TIMEZONE"])
-        self.jekyll: jekyll.JekyllSite = (settings.get("JEKYLL_SITE") if kind == "post" else None) or jekyll.NO_SITE
-        pages.reads_folder, pages.reads_post = self.jekyll.reads_folder, self.jekyll.reads_post
+        self.jekyll: jekyll.JekyllSite = (settings.get("JEKYLL_SITE") if kind == "post" or jekyll_pages else None) or jekyll.NO_SITE
+        if kind == "page" and self.jekyll.is_site:  # the site's own pages, found by Jekyll's rules for them
+            pages.reads_folder, pages.reads_post = self.jekyll.reads_page_folder, self.jekyll.reads_page
+        else:
+            pages.reads_folder, pages.reads_post = self.jekyll.reads_folder, self.jekyll.reads_post
         self.clock = clock
         self._files: dict[str, _FileState] = {}
         self._lock = threading.RLock()
@@ -524,6 +527,20 @@ class PostStore:
         if self.jekyll_pages and not source.has_front_matter:
             return _Description()  # Jekyll copies such a file as it is: it is no page
         problems: list[Problem] = []
+        if self.jekyll.is_site:
+            meta = self.jekyll.page_meta(relative, meta)
+            url = self.jekyll.page_url(relative, meta)
+            if url == "/":
+                return _Description(problems=(Problem(
+                    relative, "warning", "home-page", "Jekyll's home page: Quire's own home page (the newest posts) "
+                    "stays at /, so this page is not served", _key_line(source, "permalink")),))
+            lists = jekyll.POST_LISTINGS.search(source.body)
+            listing = lists.group(1) if lists else self.jekyll.layout_lists_posts(rules.first_text(meta, "layout"))
+            if listing:
+                where = _body_position(source, jekyll.POST_LISTINGS) if lists else (_key_line(source, "layout"), None)
+                problems.append(Problem(relative, "warning", "post-listing",
+                                        f"lists posts with {listing} ({'in the page' if lists else 'in its layout'}), "
+                                        "which Quire does not render: the page is served without that list", *where))
         modified = dt.datetime.fromtimestamp(status.st_mtime, self.zone).replace(microsecond=0)
         updated = modified
         for keys in (("last_modified_at", "updated", "modified"), ("date",)):
@@ -537,8 +554,15 @@ class PostStore:
                 problems.append(Problem(relative, "warning", "invalid-updated", f"ignoring {value!r}: not a date",
                                         _key_line(source, *keys)))
         custom = rules.first_text(meta, "permalink")
-        url = rules.normalize_url(unquote(custom)) if custom else rules.page_url(relative, self.jekyll_pages)
-        if custom and url != custom:
+        if self.jekyll.is_site:
+            if rules.normalize_url(url) != url:
+                problems.append(Problem(relative, "warning", "permalink",
+                                        f"Jekyll's URL {url!r} was normalised to {rules.normalize_url(url)!r}",
+                                        _key_line(source, "permalink")))
+            url = rules.normalize_url(url)
+        else:
+            url = rules.normalize_url(unquote(custom)) if custom else rules.page_url(relative, self.jekyll_pages)
+        if custom and url != custom and not self.jekyll.is_site:
             problems.append(Problem(relative, "warning", "permalink", f"permalink {custom!r} was normalised to {url!r}",
                                     _key_line(source, "permalink")))
         nav = meta.get("nav")
@@ -570,6 +594,8 @@ class PostStore:
         if "://" in cover or cover.startswith("//") or cover.startswith("data:"):
             return False
         path = rules.normalize_url(unquote(cover.split("?", 1)[0].split("#", 1)[0]))
+        if self.jekyll.site_file(path) is not None:  # a Jekyll site's own /assets/... are served at their path
+            return False
         relative = path[len("/static/"):] if path.startswith("/static/") else path.lstrip("/")
         return not any(os.path.isfile(os.path.join(root, relative)) for root in self.static_roots)
 
