@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 from flask import Flask
 
 from blog.content import Post, PostStore
-from blog.content.markup import KNOWN_LIQUID_TAGS, LIQUID_TAG
+from blog.content.markup import KNOWN_LIQUID_TAGS, LIQUID_OUTPUT, LIQUID_TAG
 from blog.content.source import SourceError
 from blog.content.site import Site
 from blog.theme import find_static
@@ -89,6 +89,10 @@ def jekyll_problems(app: Flask, found: list[Problem]) -> list[Problem]:
     result = []
     for problem in found:
         result.extend((_liquid_tags_left(site, problem) or [problem]) if problem.code == "liquid" else [problem])
+    for store in (site.posts, site.pages):
+        snapshot = store.snapshot
+        for post in _all_posts(snapshot.by_url.values(), snapshot.hidden_by_url.values()):
+            result.extend(_liquid_outputs_left(store, post))
     for url, relative in resolver.jekyll_rendered.items():
         if url in served or url == "/" or resolver.resolves(url):
             continue
@@ -122,6 +126,35 @@ def _liquid_tags_left(site: Site, problem: Problem) -> list[Problem]:
         found.append(Problem(problem.source, "warning", "liquid",
                              f"{{% {name} %}} is left in the page as written (Quire does not run it)",
                              first_line + body.count("\n", 0, start), start - (body.rfind("\n", 0, start) + 1) + 1))
+    return found
+
+
+def _liquid_outputs_left(store: PostStore, post: Post) -> list[Problem]:
+    """Return one problem per ``{{ … }}`` Quire leaves as written in a post (an unknown variable or filter)."""
+    body, first_line, _ = store.read_source(post)
+    if "{{" not in body:
+        return []
+    # Raw blocks blanked out, same length: what is left is what Liquid runs, at the same positions.
+    text, start, in_raw = [], 0, False
+    for match in LIQUID_TAG.finditer(body):
+        name = match.group(1)
+        if in_raw and name == "endraw":
+            text.append(" " * (match.end() - start))
+            start, in_raw = match.end(), False
+        elif not in_raw and name == "raw":
+            text.append(body[start:match.start()])
+            start, in_raw = match.start(), True
+    text.append(" " * (len(body) - start) if in_raw else body[start:])
+    runnable = "".join(text)
+    rendered = store.pages.renderer.liquid(runnable, store.resolve_post_url, post.meta)
+    left = {match.group(0) for match in LIQUID_OUTPUT.finditer(rendered)}
+    found = []
+    for match in LIQUID_OUTPUT.finditer(runnable):
+        if match.group(0) in left:
+            index = match.start()
+            why = "not a value of the _config.yml" if match.group(1).strip().startswith("site.") else "Quire does not know its value"
+            found.append(Problem(post.source, "warning", "liquid", f"{match.group(0)[:80]} is left in the page as written ({why})",
+                                 first_line + body.count("\n", 0, index), index - (body.rfind("\n", 0, index) + 1) + 1))
     return found
 
 

@@ -486,8 +486,8 @@ def test_jekylls_home_page_leaves_quires_and_check_says_so(site: Path, make_site
 
 def test_check_lists_what_will_not_carry_over_by_topic(site: Path, make_site: MakeSite) -> None:
     post(site, "_posts/2024-01-01-hello.md", "title: Hello\npermalink: /:month/:nonsense/\n",
-         "Intro.\n\n{% include note.html %}\n\n{% if site.x %}\nMaybe.\n{% endif %}\n\n"
-         "Read [the guide](/guide/) and [the feed](/feed2.xml) and [a doc](/docs/setup/).\n")
+         "Intro {% raw %}{{ kept }}{% endraw %}.\n\n{% include note.html %}\n\n{% if site.x %}\nMaybe.\n{% endif %}\n\n"
+         "Read [the guide](/guide/) and [the feed](/feed2.xml) and [a doc](/docs/setup/) on {{ site.nowhere }}.\n")
     write(site / "guide.md", "---\ntitle: Guide\n---\nServed.\n")
     write(site / "feed2.xml", "---\nlayout: null\n---\n<feed></feed>\n")
     write(site / "_docs" / "setup.md", "---\ntitle: Setup\n---\nA document.\n")
@@ -505,8 +505,12 @@ def test_check_lists_what_will_not_carry_over_by_topic(site: Path, make_site: Ma
                              "Links to Jekyll pages not served"}
     assert sections["URLs that change"][0].startswith("_posts/2024-01-01-hello.md:3: warning: permalink '/:month/:nonsense/'")
     assert [line.split(": ")[0] for line in sections["Liquid left as written"]] == [
-        "_posts/2024-01-01-hello.md:8:1", "_posts/2024-01-01-hello.md:10:1", "archive.html:4:1"]
-    assert "{% include %}" in sections["Liquid left as written"][0] and "site.posts" in sections["Liquid left as written"][2]
+        "_posts/2024-01-01-hello.md:8:1", "_posts/2024-01-01-hello.md:10:1", "_posts/2024-01-01-hello.md:14:83",
+        "archive.html:4:1", "archive.html:4:29"]  # the list, then the {{ post.title }} in it
+    liquid = sections["Liquid left as written"]
+    assert "{% include %}" in liquid[0] and "{% if %}" in liquid[1] and "site.posts" in liquid[3]
+    assert "kept" not in result.stdout  # what a raw block holds is shown as written on purpose
+    assert "{{ site.nowhere }} is left in the page as written (not a value of the _config.yml)" in liquid[2]
     assert sections["Jekyll pages not served"] == [
         "_docs/setup.md: warning: Jekyll renders this file to /docs/setup/; Quire does not serve it (no collection but "
         "_posts is read), so that URL is lost [unserved-page]",
@@ -515,7 +519,7 @@ def test_check_lists_what_will_not_carry_over_by_topic(site: Path, make_site: Ma
     assert [line.split(": ", 2)[2] for line in sections["Links to Jekyll pages not served"]] == [
         "link to /feed2.xml: Jekyll's page feed2.xml, which Quire does not serve [unserved-link]",
         "link to /docs/setup/: Jekyll's page _docs/setup.md, which Quire does not serve [unserved-link]"]
-    assert result.stderr.strip().endswith("will not carry over from Jekyll: URLs 1, pages 2, Liquid 3, links 2, redirects 0")
+    assert result.stderr.strip().endswith("will not carry over from Jekyll: URLs 1, pages 2, Liquid 5, links 2, redirects 0")
     report = json.loads(app.test_cli_runner().invoke(args=["blog", "check", "--format", "json"]).stdout)
-    assert report["summary"]["jekyll"] == {"URLs": 1, "pages": 2, "Liquid": 3, "links": 2, "redirects": 0}
+    assert report["summary"]["jekyll"] == {"URLs": 1, "pages": 2, "Liquid": 5, "links": 2, "redirects": 0}
     assert {problem.get("jekyll") for problem in report["problems"]} >= {"URLs", "pages", "Liquid", "links"}
