@@ -63,7 +63,8 @@ def listing_keys(name: str, shown: Iterable[Post]) -> set[str]:
 def touched(old: Snapshot, new: Snapshot, zone: dt.tzinfo) -> set[str]:
     """Return the keys of every page that shows something differently in ``new`` than in ``old``."""
     keys: set[str] = set()
-    for before, after in _changed(old.by_url, new.by_url):
+    known = new.changes is not None and new.generation == old.generation + 1
+    for before, after in new.changes if known else _changed(old.by_url, new.by_url):  # type: ignore[union-attr]
         moved = before is None or after is None or before.sort_key != after.sort_key
         if moved:
             keys.add("links")

@@ -83,19 +83,18 @@ class Snapshot:
     changed_at: float
     publish_at: float | None  # when the next future post goes live and the snapshot must be rebuilt
     redirects: Mapping[str, str] = field(default_factory=dict)  # path -> where it moved (redirect_from, redirect_to)
+    # When patched from the snapshot before it (generation - 1): the public posts it changed, as (old version,
+    # new version) by URL, so what a change touches is known without comparing every post. None: not known.
+    changes: tuple[tuple[Post | None, Post | None], ...] | None = None
 
     def neighbours(self, post: Post) -> tuple[Post | None, Post | None]:
         """Return the (newer, older) public posts around ``post``."""
-        position = self._positions.get(post.url)
-        if position is None:
+        position = _place(self.posts, post)  # a bisection: no index of every post to build per snapshot
+        if position == len(self.posts) or self.posts[position] is not post:
             return None, None
         newer = self.posts[position - 1] if position > 0 else None
         older = self.posts[position + 1] if position + 1 < len(self.posts) else None
         return newer, older
-
-    @functools.cached_property
-    def _positions(self) -> dict[str, int]:
-        return {post.url: index for index, post in enumerate(self.posts)}
 
 
 @dataclass(frozen=True)
@@ -164,6 +163,9 @@ class PostStore:
         self._unsettled: set[str] = set()
         self._render_failed: dict[str, Post] = {}  # source -> the version that failed, never rendered again
         self._fresh: list[Post] = []  # posts changed by this refresh, after the first load
+        # Whether the last full build met a rule that looks at other posts than the one changing (two posts
+        # on one URL or file stem, redirects): then a change rebuilds everything instead of patching.
+        self._entangled = True
         self._loaded = False
         pages.resolve_post_url = self.resolve_post_url
         # Rendered bodies are kept for the most visited posts only, so memory stays flat however many
@@ -312,6 +314,7 @@ class PostStore:
         with self._lock:
             changed = False
             self._quiet = quiet
+            versions: dict[str, tuple[Post | None, Post | None]] | None = None  # a few files: before and after
             if relatives is None:
                 listed = list(self.pages.walk())
                 described: list[_Description | None] = [None] * len(listed)
@@ -323,10 +326,18 @@ class PostStore:
                     changed |= self._forget(gone)
             else:
                 extensions = tuple(self.pages.config("extension"))
+                versions = {}
                 for relative in relatives:
-                    changed |= self._refresh_one(relative, extensions)
+                    state = self._files.get(relative)
+                    before = state.post if state is not None else None
+                    if self._refresh_one(relative, extensions):
+                        changed = True
+                        state = self._files.get(relative)
+                        versions[relative] = (versions.get(relative, (before,))[0],
+                                              state.post if state is not None else None)
             if changed:
-                self._publish(self._build_snapshot())
+                patched = self._patched_snapshot(versions) if versions is not None else None
+                self._publish(patched if patched is not None else self._build_snapshot())
             fresh, self._fresh = self._fresh, []
         for post in fresh:  # after publishing, so the render never delays a change showing
             if self.rendered is not None and not self.rendered.has(post):
@@ -614,10 +625,12 @@ class PostStore:
         hidden: dict[str, Post] = {}
         by_stem: dict[str, Post] = {}
         publish_at: float | None = None
+        entangled = False
         for post in candidates:  # oldest first, so the older post keeps a contested URL
-            by_stem.setdefault(post.stem, post)
+            entangled |= by_stem.setdefault(post.stem, post) is not post or _redirecting(post)
             owner = by_url.get(post.url) or hidden.get(post.url)
             if owner is not None:
+                entangled = True
                 message = f"URL {post.url} is also used by {owner.source}, which is older and wins"
                 problems.setdefault(post.source, []).append(Problem(post.source, "error", "duplicate-url", message))
                 problems.setdefault(owner.source, []).append(Problem(
@@ -636,6 +649,7 @@ class PostStore:
         posts = tuple(post for post in reversed(candidates) if by_url.get(post.url) is post)
         categories, tags, authors = _groups(posts)
         redirects = _redirects(by_url, problems)
+        self._entangled = entangled
         self._generation += 1
         return Snapshot(
             generation=self._generation,
@@ -652,10 +666,142 @@ class PostStore:
             redirects=redirects,
         )
 
+    def _patched_snapshot(self, versions: Mapping[str, tuple[Post | None, Post | None]]) -> Snapshot | None:
+        """Return the current snapshot with a few files' posts changed, or None where only a full build is right.
+
+        The work is the changed posts' share of the indexes (a bisect and a copy of each list they are in),
+        not a pass over every post: with one post changing every second, the site's size stays out of it.
+        """
+        old = self._snapshot
+        now = self.clock().timestamp()
+        if self._entangled or (old.publish_at is not None and now >= old.publish_at):
+            return None
+        show_future = self.settings["BLOG_SHOW_FUTURE"]
+        posts = list(old.posts)
+        by_url, hidden, by_stem = dict(old.by_url), dict(old.hidden_by_url), dict(old.by_stem)
+        problems = dict(old.problems)
+        groups = {"categories": dict(old.categories), "tags": dict(old.tags), "authors": dict(old.authors)}
+        publish_at = old.publish_at
+        gone: dict[str, Post] = {}  # URL -> the public post that left it
+        for before, _ in versions.values():  # out first, so posts that trade URLs or stems find them free
+            if before is None:
+                continue
+            if before.is_future(now) and not show_future:
+                return None  # the next publication time may be a later one: worked out over every post
+            if by_url.get(before.url) is before:
+                del by_url[before.url]
+                gone[before.url] = before
+                if not _unlist(posts, groups, before):
+                    return None
+            elif hidden.get(before.url) is before:
+                del hidden[before.url]
+            if by_stem.get(before.stem) is before:
+                del by_stem[before.stem]
+        came: dict[str, Post] = {}
+        for relative, (_, after) in versions.items():
+            state = self._files.get(relative)
+            found = list(state.problems) if state is not None else []
+            if after is not None:
+                if (_redirecting(after) or after.url in old.redirects or after.url in by_url or after.url in hidden
+                        or after.stem in by_stem):
+                    return None
+                by_stem[after.stem] = after
+                future = not show_future and after.is_future(now)
+                if future:
+                    found.append(Problem(relative, "info", "future",
+                                         f"dated {after.date.isoformat()}, in the future: hidden until then"))
+                    publish_at = after.sort_key[0] if publish_at is None else min(publish_at, after.sort_key[0])
+                if not after.published:
+                    found.append(Problem(relative, "info", "draft", "draft: not published"))
+                if (future or not after.published) and not self.settings.get("BLOG_DEV"):
+                    hidden[after.url] = after
+                else:
+                    by_url[after.url] = after
+                    came[after.url] = after
+                    _enlist(posts, groups, after)
+            if found:
+                problems[relative] = tuple(found)
+            else:
+                problems.pop(relative, None)
+        changes = tuple((gone.get(url), came.get(url)) for url in {**gone, **came} if gone.get(url) is not came.get(url))
+        self._generation += 1
+        return Snapshot(
+            generation=self._generation, posts=tuple(posts), by_url=by_url, hidden_by_url=hidden, by_stem=by_stem,
+            categories=groups["categories"], tags=groups["tags"], authors=groups["authors"], problems=problems,
+            changed_at=time.time(), publish_at=publish_at, redirects=old.redirects, changes=changes,
+        )
+
     def _publish(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
         for listener in self.listeners:
             listener(snapshot)
+
+
+def _redirecting(post: Post) -> bool:
+    return "redirect_from" in post.meta or "redirect_to" in post.meta
+
+
+_KINDS = (("categories", attrgetter("categories")), ("tags", attrgetter("tags")),
+          ("authors", lambda post: (post.author,) if post.author else ()))
+
+
+def _place(posts: Sequence[Post], post: Post) -> int:
+    """Return where ``post`` goes in ``posts`` (newest first by ``sort_key``), by bisection."""
+    low, high = 0, len(posts)
+    while low < high:
+        middle = (low + high) // 2
+        if posts[middle].sort_key > post.sort_key:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+def _unlist(posts: list[Post], groups: dict[str, dict[str, Group]], post: Post) -> bool:
+    """Take a public post out of the posts and its groups (the groups' tuples copied, never changed).
+
+    Return False, having changed nothing that matters, if the post is not where its sort key says.
+    """
+    at = _place(posts, post)
+    if at == len(posts) or posts[at] is not post:
+        return False
+    del posts[at]
+    for kind, terms_of in _KINDS:
+        found = groups[kind]
+        for term in terms_of(post):
+            group = found.get(term.slug)
+            members = group.posts if group is not None else ()
+            at = _place(members, post)
+            if at == len(members) or members[at] is not post:
+                return False
+            rest = members[:at] + members[at + 1:]
+            if rest:
+                found[term.slug] = Group(_named(rest[0], kind, term.slug), rest)
+            else:
+                del found[term.slug]
+    return True
+
+
+def _enlist(posts: list[Post], groups: dict[str, dict[str, Group]], post: Post) -> None:
+    """Put a public post into the posts and its groups, in date order; a new group keeps the slugs sorted."""
+    posts.insert(_place(posts, post), post)
+    for kind, terms_of in _KINDS:
+        found = groups[kind]
+        for term in terms_of(post):
+            group = found.get(term.slug)
+            if group is None:
+                found[term.slug] = Group(term, (post,))
+                groups[kind] = found = dict(sorted(found.items()))
+                continue
+            at = _place(group.posts, post)
+            members = group.posts[:at] + (post,) + group.posts[at:]
+            found[term.slug] = Group(_named(members[0], kind, term.slug), members)
+
+
+def _named(post: Post, kind: str, slug: str) -> Term:
+    """Return the term a group is named by: as its newest post writes it (what a full build keeps too)."""
+    terms_of = dict(_KINDS)[kind]
+    return next(term for term in terms_of(post) if term.slug == slug)
 
 
 def _groups(posts: tuple[Post, ...]) -> tuple[dict[str, Group], dict[str, Group], dict[str, Group]]:
