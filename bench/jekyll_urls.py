@@ -50,6 +50,8 @@ class Comparison:
     jekyll_pages: dict[str, str] = field(default_factory=dict)  # .md/.html page path inside the site -> URL
     quire_pages: dict[str, str] = field(default_factory=dict)
     pages_answered: int = 0  # Jekyll's page URLs Quire answers 200 with that page
+    page_redirects: dict[str, str] = field(default_factory=dict)  # the pages' redirect_from and redirect_to
+    page_redirects_answered: int = 0
 
     @property
     def matched(self) -> list[str]:
@@ -172,9 +174,13 @@ def compare(site: Path, drafts: bool = False, **settings: str) -> Comparison:
     with tempfile.TemporaryDirectory(prefix="quire-jekyll-") as work:
         jekyll_side, redirects, jekyll_pages = build_with_jekyll(site, Path(work), drafts)
     quire_side, app = quire_urls(site, **settings)
-    posts = set(jekyll_side.values())  # the redirects of pages are not the posts' business
+    posts = set(jekyll_side.values())
+    page_urls = {url for url in jekyll_pages.values() if url != "/"}
+    page_redirects = {origin: target for origin, target in redirects.items()
+                      if (target in page_urls or origin in page_urls) and target not in posts and origin not in posts}
     redirects = {origin: target for origin, target in redirects.items() if target in posts or origin in posts}
-    comparison = Comparison(jekyll_side, quire_side, redirects, jekyll_pages=jekyll_pages, quire_pages=quire_pages(app))
+    comparison = Comparison(jekyll_side, quire_side, redirects, jekyll_pages=jekyll_pages, quire_pages=quire_pages(app),
+                            page_redirects=page_redirects)
     client = app.test_client()  # type: ignore[attr-defined]
     pages = app.extensions["quire.site"]  # type: ignore[attr-defined]
     for path in comparison.pages_matched:
@@ -191,6 +197,13 @@ def compare(site: Path, drafts: bool = False, **settings: str) -> Comparison:
             comparison.redirects_answered += 1
         else:
             comparison.redirect_misses.append(f"{origin} -> {target}: {response.status_code} {location}")
+    for origin, target in page_redirects.items():
+        response = client.get(origin)
+        location = own_path(response.headers.get("Location", ""), urlsplit(app.config["BLOG_URL"]).netloc)  # type: ignore[attr-defined]
+        if response.status_code == 301 and location == target:
+            comparison.page_redirects_answered += 1
+        else:
+            comparison.redirect_misses.append(f"{origin} -> {target} (a page's): {response.status_code} {location}")
     return comparison
 
 
@@ -207,7 +220,8 @@ def main(argv: list[str]) -> int:
         home = sum(url == "/" for url in comparison.jekyll_pages.values())
         print(f"{name}: {len(comparison.pages_matched)}/{len(comparison.jekyll_pages) - home} .md/.html page URLs "
               f"identical ({comparison.pages_answered} answered with the page, or its redirect_to's 301; "
-              f"{home} home page, where Quire keeps its own)")
+              f"{home} home page, where Quire keeps its own); {comparison.page_redirects_answered}/"
+              f"{len(comparison.page_redirects)} of their redirects answered with Jekyll's 301")
         for path, expected, got in (*comparison.differences, *comparison.page_differences):
             print(f"  {path}: jekyll {expected}  quire {got}")
         for miss in comparison.redirect_misses:

@@ -523,3 +523,19 @@ def test_check_lists_what_will_not_carry_over_by_topic(site: Path, make_site: Ma
     report = json.loads(app.test_cli_runner().invoke(args=["blog", "check", "--format", "json"]).stdout)
     assert report["summary"]["jekyll"] == {"URLs": 1, "pages": 2, "Liquid": 5, "links": 2, "redirects": 0}
     assert {problem.get("jekyll") for problem in report["problems"]} >= {"URLs", "pages", "Liquid", "links"}
+
+
+def test_a_new_page_of_the_site_is_live_and_in_the_sitemap_not_the_feed(site: Path, make_site: MakeSite) -> None:
+    from tests.conftest import eventually
+
+    post(site, "_posts/2024-01-01-hello.md", "title: Hello\n")
+    app = make_site("permalink: pretty\n", BLOG_WATCH="poll", BLOG_POLL_INTERVAL_MS="50")
+    client = app.test_client()
+    try:
+        assert client.get("/now/").status_code == 404
+        write(site / "now.md", "---\ntitle: Now\n---\nReading about otters.\n")
+        eventually(lambda: client.get("/now/").status_code == 200)
+        assert "/now/</loc>" in client.get("/sitemap.xml").get_data(as_text=True)
+        assert "Reading about otters" not in client.get("/feed.xml").get_data(as_text=True)
+    finally:
+        app.extensions["quire.watchers"].stop()  # its polling threads must not outlive the test
