@@ -19,6 +19,7 @@ import errno
 import gzip
 import hashlib
 import html
+import io
 import json
 import os
 import pickle
@@ -42,7 +43,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from flask import Flask, url_for
 from werkzeug.exceptions import HTTPException
-from werkzeug.test import Client
+from werkzeug.test import EnvironBuilder
 
 from blog.content import Post, PostStore
 from blog.content.derived import archive_year, archive_years, related
@@ -117,6 +118,16 @@ class Outcome:
     related: tuple[str, list[str]] | None = None  # a post page's (related key, related URLs), for the next run
 
 
+@dataclass(frozen=True)
+class _Response:
+    """What the app answered for one URL: status, Location (or ""), media type and the whole body."""
+
+    status: int
+    location: str
+    mimetype: str
+    body: bytes
+
+
 @dataclass
 class _Previous:
     """The export being replaced: its folder and what its manifest says (nothing, for a clean build)."""
@@ -175,10 +186,10 @@ class _Exporter:
         self.statics: dict[str, list[Any]] = {}
         self.files: set[str] = set()
         self.report = Report()
-        self._client: Client | None = None
+        self._environ: dict[str, Any] = EnvironBuilder(path="/").get_environ()
         self._targets: dict[str, str | None] = {}
-        self._pid = 0
         self.site = app.extensions["quire.site"]
+        self.store_app = app.extensions["quire.cache"].app  # Flask's own WSGI app, behind the response cache
         self.pages = {url: _version(page, self.site.pages) for url, page in self.site.page_index.by_url.items()}
         # Pages are in every page's menu (nav), so any change to them is a change to every page.
         self.fingerprint = _digest([_fingerprint(app), sorted(self.pages.items())])
@@ -363,13 +374,31 @@ class _Exporter:
 
     # One URL ------------------------------------------------------------------------------------------
 
-    def client(self) -> Client:
-        """Return this process's test client, straight to Flask: no response cache (nor its watcher) in between."""
-        if self._client is None or self._pid != os.getpid():
-            cache = self.app.extensions["quire.cache"]
-            self._client = Client(cache.app, self.app.response_class)
-            self._pid = os.getpid()
-        return self._client
+    def get(self, path: str) -> _Response:
+        """Answer a GET of ``path`` from Flask itself: no response cache (nor its watcher), no test client in between.
+
+        One WSGI call on a copy of a ready environ: the test client built a new one, and wrapped the answer in
+        a response object, for every page (a tenth of the time a page took).
+        """
+        if path.isascii() and "%" not in path:
+            environ = {**self._environ, "PATH_INFO": path, "REQUEST_URI": path, "RAW_URI": path,
+                       "wsgi.input": io.BytesIO()}
+        else:  # the test client's own decoding of percent-escapes and non-ASCII paths, whatever they hold
+            environ = EnvironBuilder(path=path).get_environ()
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+            started[:] = [status, headers]
+            return lambda data: None
+
+        chunks = self.store_app(environ, start_response)
+        try:  # the whole body now, so a file the app sent (a favicon) is closed at once
+            body = b"".join(chunks)
+        finally:
+            getattr(chunks, "close", lambda: None)()
+        headers = {name.lower(): value for name, value in started[1]}
+        mimetype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        return _Response(int(started[0].split(None, 1)[0]), headers.get("location", ""), mimetype, body)
 
     def export(self, job: Job) -> Outcome:
         """Export one URL into the staging folder: linked from the previous export if unchanged, else rendered."""
@@ -381,12 +410,10 @@ class _Exporter:
                 links = tuple(self.previous.references[index] for index in old[4])
                 return Outcome(job.path, 200, key, old[1], old[2], old[3], links, kept[0], kept[1], kept[2],
                                related=related_info)
-        response = self.client().get(job.path)
-        status = response.status_code
-        response.get_data()  # read the whole body now, so a file the app sent (a favicon) is closed at once
-        response.close()
+        response = self.get(job.path)
+        status = response.status
         if status in REDIRECTS:
-            location = response.headers["Location"]
+            location = response.location
             target = site_path(location, job.path, self.base)
             if target is None:  # off the site (a post's redirect_to): a static host needs the page all the same
                 body, links = _redirect_page(location), ()
@@ -395,7 +422,7 @@ class _Exporter:
             else:
                 body, links = _redirect_page(target), (target,)
         elif status == 200 or job.path == NOT_FOUND_PROBE and status == 404:
-            body = response.get_data()
+            body = response.body
             links: tuple[str, ...] = tuple(dict.fromkeys(references(body, response.mimetype, self.base))) if status == 200 else ()
         else:
             return Outcome(job.path, status, rendered=True)
