@@ -4,8 +4,8 @@ Run from the checkout: ``.venv/bin/python bench/freeze_bench.py [--sizes 1000 10
 exporter (the commit before the parallel one, unpacked with ``git archive``) once, since it has no incremental
 mode; then the new one from a clean folder with a cold render cache, again with nothing changed, again after
 one post is edited, and with ``--full`` over a warm render cache (what an export after the server ran costs).
-Each run is a fresh ``flask blog freeze`` process timed by /usr/bin/time (wall seconds, peak RSS of the largest
-process: its forked children are waited for, so they count). The report is printed and written to
+Each run is a fresh ``flask blog freeze`` process timed by /usr/bin/time (wall seconds, CPU seconds, peak RSS of
+the largest process: its forked children are waited for, so they count). The report is printed and written to
 bench/results/freeze.md.
 """
 
@@ -37,6 +37,7 @@ class Run:
 
     label: str
     seconds: float
+    cpu: float  # user + system seconds of the command and its children: what a loaded machine does not distort
     peak_mb: float
     files: str
     written: str
@@ -49,10 +50,10 @@ def freeze(checkout: Path, posts: Path, out: Path, cache: Path, label: str, *opt
     load = os.getloadavg()[0]
     env = {**os.environ, "BLOG_POSTS_DIR": str(posts), "BLOG_CACHE_DIR": str(cache), "BLOG_WATCH": "off",
            "BLOG_URL": "https://blog.example.com", "PYTHONPATH": str(checkout)}
-    command = ["/usr/bin/time", "-f", "TIME %e %M", sys.executable, "-m", "flask", "--app", "wsgi", "blog",
+    command = ["/usr/bin/time", "-f", "TIME %e %U %S %M", sys.executable, "-m", "flask", "--app", "wsgi", "blog",
                "freeze", str(out), *options]
     result = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True, check=False)
-    timing = re.search(r"TIME ([\d.]+) (\d+)", result.stderr)
+    timing = re.search(r"TIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", result.stderr)
     if timing is None or result.returncode not in {0, 1}:
         raise SystemExit(f"{label} failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-3000:]}")
     found = SUMMARY.search(result.stdout)
@@ -61,7 +62,8 @@ def freeze(checkout: Path, posts: Path, out: Path, cache: Path, label: str, *opt
     else:
         old = OLD_SUMMARY.search(result.stdout)
         files = written = rendered = old.group(1) if old else "?"
-    return Run(label, float(timing.group(1)), int(timing.group(2)) / 1024, files, written, rendered, load)
+    return Run(label, float(timing.group(1)), float(timing.group(2)) + float(timing.group(3)),
+               int(timing.group(4)) / 1024, files, written, rendered, load)
 
 
 def edit_one(posts: Path) -> None:
@@ -105,10 +107,10 @@ def main() -> None:
         subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive.stdout, check=True)
         for size in arguments.sizes:
             runs = bench(size, work, baseline, arguments.skip_old)
-            rows = [(run.label, f"{run.seconds:.1f}", run.files, run.written, run.rendered, f"{run.peak_mb:.0f}",
-                     f"{run.load:.1f}") for run in runs]
+            rows = [(run.label, f"{run.seconds:.1f}", f"{run.cpu:.1f}", run.files, run.written, run.rendered,
+                     f"{run.peak_mb:.0f}", f"{run.load:.1f}") for run in runs]
             report.append(f"\n## {size:,} posts\n\n" + table(
-                ("run", "seconds", "files", "written", "pages rendered", "peak MB", "load before"), rows, left=1))
+                ("run", "seconds", "CPU seconds", "files", "written", "pages rendered", "peak MB", "load before"), rows, left=1))
             print(report[-1], flush=True)
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)

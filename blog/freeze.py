@@ -45,6 +45,7 @@ from flask import Flask, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.test import EnvironBuilder
 
+from blog import feeds
 from blog.content import Post, PostStore
 from blog.content.derived import archive_year, archive_years, related
 from blog.content.jekyll import JekyllSite
@@ -63,6 +64,9 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 COMPRESSED_SUFFIXES = frozenset({".html", ".xml", ".json", ".txt", ".css", ".js", ".mjs", ".svg", ".map", ".ico",
                                  ".webmanifest", ".csv", ".md"})
 GZIP_LEVEL = 9  # written once, served many times
+# A feed's three forms share one list of entries, each entry's links made absolute by an HTML parse of the
+# whole post: built once per feed (in one process), not once per form.
+FEED_FORMS = (("feed.xml", "atom"), ("rss.xml", "rss"), ("feed.json", "json"))
 MIN_PAGES_PER_PROCESS = 50  # below this, forking and a second copy of the caches cost more than they save
 BATCH = 32  # outcomes per message from a child: fewer wake-ups for the parent, a smooth enough progress bar
 
@@ -98,6 +102,7 @@ class Job:
     path: str
     key: str | None  # None: rendered every time
     post: Post | None = None
+    feed: tuple[str, str, str] | None = None  # (kind, slug, form) of a feed; kind "" for the site's own
 
 
 @dataclass(frozen=True)
@@ -188,6 +193,7 @@ class _Exporter:
         self.report = Report()
         self._environ: dict[str, Any] = EnvironBuilder(path="/").get_environ()
         self._targets: dict[str, str | None] = {}
+        self._feed: tuple[tuple[str, str], Any] | None = None
         self.site = app.extensions["quire.site"]
         self.store_app = app.extensions["quire.cache"].app  # Flask's own WSGI app, behind the response cache
         self.pages = {url: _version(page, self.site.pages) for url, page in self.site.page_index.by_url.items()}
@@ -231,15 +237,16 @@ class _Exporter:
                     shown = posts[(number - 1) * per_page:number * per_page]
                     jobs.append(Job(path, _digest([self.fingerprint, path, name, number, pages, len(posts),
                                                    *(self.versions[post.url] for post in shown)])))
-            feeds = [(url_for(endpoint), "", snapshot.posts) for endpoint in ("feeds.atom", "feeds.rss", "feeds.json_feed")]
+            feeds = [(url_for(endpoint), "", snapshot.posts, ("", "", form))
+                     for endpoint, form in (("feeds.atom", "atom"), ("feeds.rss", "rss"), ("feeds.json_feed", "json"))]
             for kind, groups in (("category", snapshot.categories), ("tag", snapshot.tags)):
-                feeds += [(url_for("feeds.group", kind=kind, slug=slug, name=name), group.term.name, group.posts)
-                          for slug, group in groups.items() for name in ("feed.xml", "rss.xml", "feed.json")]
-            for path, name, posts in feeds:
+                feeds += [(url_for("feeds.group", kind=kind, slug=slug, name=name), group.term.name, group.posts,
+                           (kind, slug, form)) for slug, group in groups.items() for name, form in FEED_FORMS]
+            for path, name, posts, feed in feeds:
                 shown = posts[:entries]
                 # An empty feed is dated by the store's last change, which no key captures: rendered each time.
                 key = _digest([self.fingerprint, path, name, *(self.versions[post.url] for post in shown)]) if shown else None
-                jobs.append(Job(path, key))
+                jobs.append(Job(path, key, feed=feed))
         return jobs
 
     def post_key(self, post: Post) -> tuple[str, tuple[str, list[str]]]:
@@ -287,8 +294,14 @@ class _Exporter:
                 bar.update(1)
             return
         children = {}
-        for index in range(wanted):
-            child = _Child.start(self, jobs[index::wanted])  # interleaved: posts and listings spread evenly
+        units: list[list[Job]] = []  # a feed's three forms stay together, so its entries are built once
+        for job in jobs:
+            if units and job.feed is not None and units[-1][-1].feed is not None and units[-1][-1].feed[:2] == job.feed[:2]:
+                units[-1].append(job)
+            else:
+                units.append([job])
+        for index in range(wanted):  # interleaved: posts and listings spread evenly
+            child = _Child.start(self, [job for unit in units[index::wanted] for job in unit])
             if child is not None:
                 children[child.reading] = child
         self.report.processes = max(1, len(children))
@@ -400,6 +413,20 @@ class _Exporter:
         mimetype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         return _Response(int(started[0].split(None, 1)[0]), headers.get("location", ""), mimetype, body)
 
+    def feed(self, path: str, feed: tuple[str, str, str]) -> _Response:
+        """Answer a feed's URL as its view does, from the feed built for the last of its forms asked for, if any."""
+        kind, slug, form = feed
+        with self.app.request_context({**self._environ, "PATH_INFO": path, "REQUEST_URI": path, "RAW_URI": path,
+                                       "wsgi.input": io.BytesIO()}):
+            if self._feed is None or self._feed[0] != (kind, slug):
+                snapshot = self.snapshot
+                built = feeds.site_feed() if not kind else \
+                    feeds.group_feed(kind, (snapshot.categories if kind == "category" else snapshot.tags)[slug])
+                self._feed = ((kind, slug), built)  # only the last: the forms of a feed come one after another
+            render = {"atom": feeds.render_atom, "rss": feeds.render_rss, "json": feeds.render_json}[form]
+            response = render(self._feed[1])
+            return _Response(response.status_code, "", response.mimetype, response.get_data())
+
     def export(self, job: Job) -> Outcome:
         """Export one URL into the staging folder: linked from the previous export if unchanged, else rendered."""
         key, related_info = self.post_key(job.post) if job.post is not None else (job.key, None)
@@ -410,7 +437,7 @@ class _Exporter:
                 links = tuple(self.previous.references[index] for index in old[4])
                 return Outcome(job.path, 200, key, old[1], old[2], old[3], links, kept[0], kept[1], kept[2],
                                related=related_info)
-        response = self.get(job.path)
+        response = self.get(job.path) if job.feed is None else self.feed(job.path, job.feed)
         status = response.status
         if status in REDIRECTS:
             location = response.location
