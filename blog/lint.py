@@ -14,6 +14,8 @@ from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 from blog.content import Post, PostStore
 from blog.content.markup import KNOWN_LIQUID_TAGS, LIQUID_OUTPUT, LIQUID_TAG
@@ -89,6 +91,18 @@ def jekyll_problems(app: Flask, found: list[Problem]) -> list[Problem]:
     result = []
     for problem in found:
         result.extend((_liquid_tags_left(site, problem) or [problem]) if problem.code == "liquid" else [problem])
+    routes = app.url_map.bind("")
+    for url, page in site.pages.snapshot.by_url.items():
+        try:
+            endpoint = routes.match(url)[0]
+        except RequestRedirect:
+            endpoint = "a redirect"
+        except HTTPException:
+            continue
+        if endpoint != "posts.detail":  # Quire's own page at that URL (/tags/, /archive/, /search...) wins
+            result.append(Problem(page.source, "warning", "unserved-page",
+                                  f"Quire's own page ({endpoint}) answers {url}, so this page is not served there",
+                                  None))
     for store in (site.posts, site.pages):
         snapshot = store.snapshot
         for post in _all_posts(snapshot.by_url.values(), snapshot.hidden_by_url.values()):

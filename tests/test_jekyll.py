@@ -489,6 +489,7 @@ def test_check_lists_what_will_not_carry_over_by_topic(site: Path, make_site: Ma
          "Intro {% raw %}{{ kept }}{% endraw %}.\n\n{% include note.html %}\n\n{% if site.x %}\nMaybe.\n{% endif %}\n\n"
          "Read [the guide](/guide/) and [the feed](/feed2.xml) and [a doc](/docs/setup/) on {{ site.nowhere }}.\n")
     write(site / "guide.md", "---\ntitle: Guide\n---\nServed.\n")
+    write(site / "tags.md", "---\ntitle: Tags\npermalink: /tags/\n---\nQuire's own tags page wins.\n")
     write(site / "feed2.xml", "---\nlayout: null\n---\n<feed></feed>\n")
     write(site / "_docs" / "setup.md", "---\ntitle: Setup\n---\nA document.\n")
     write(site / "archive.html", "---\ntitle: Archive\n---\n{% for post in site.posts %}{{ post.title }}{% endfor %}\n")
@@ -515,13 +516,14 @@ def test_check_lists_what_will_not_carry_over_by_topic(site: Path, make_site: Ma
         "_docs/setup.md: warning: Jekyll renders this file to /docs/setup/; Quire does not serve it (no collection but "
         "_posts is read), so that URL is lost [unserved-page]",
         "feed2.xml: warning: Jekyll renders this file to /feed2.xml; Quire does not serve it (only .md and .html pages "
-        "are Quire pages), so that URL is lost; BLOG_FEED_PATH=/feed2.xml serves Quire's Atom feed there [unserved-page]"]
+        "are Quire pages), so that URL is lost; BLOG_FEED_PATH=/feed2.xml serves Quire's Atom feed there [unserved-page]",
+        "tags.md: warning: Quire's own page (posts.tags) answers /tags/, so this page is not served there [unserved-page]"]
     assert [line.split(": ", 2)[2] for line in sections["Links to Jekyll pages not served"]] == [
         "link to /feed2.xml: Jekyll's page feed2.xml, which Quire does not serve [unserved-link]",
         "link to /docs/setup/: Jekyll's page _docs/setup.md, which Quire does not serve [unserved-link]"]
-    assert result.stderr.strip().endswith("will not carry over from Jekyll: URLs 1, pages 2, Liquid 5, links 2, redirects 0")
+    assert result.stderr.strip().endswith("will not carry over from Jekyll: URLs 1, pages 3, Liquid 5, links 2, redirects 0")
     report = json.loads(app.test_cli_runner().invoke(args=["blog", "check", "--format", "json"]).stdout)
-    assert report["summary"]["jekyll"] == {"URLs": 1, "pages": 2, "Liquid": 5, "links": 2, "redirects": 0}
+    assert report["summary"]["jekyll"] == {"URLs": 1, "pages": 3, "Liquid": 5, "links": 2, "redirects": 0}
     assert {problem.get("jekyll") for problem in report["problems"]} >= {"URLs", "pages", "Liquid", "links"}
 
 
