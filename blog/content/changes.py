@@ -1,8 +1,8 @@
 """What a change of content touches: the dependency keys of pages that one snapshot shows and the next changes.
 
-A page names what it shows as keys (``depends_on_post``...); ``touched(old, new)`` names the keys a change
-between two snapshots makes stale. The response cache drops the pages holding a touched key and keeps the
-rest, so one edit re-renders the pages around it, not the whole site.
+A view names what its page shows as keys (``post_page_keys``, ``listing_keys``); ``touched(old, new)`` names
+the keys a change between two snapshots makes stale. The response cache drops the pages holding a touched key
+and keeps the rest, so one edit re-renders the pages around it, not the whole site.
 
 The keys:
 - ``post:URL``: the post at URL as shown anywhere (title, date, summary, its own page);
