@@ -17,7 +17,7 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from blog import create_app
-from blog.content import derived
+from blog.content import derived, store as store_module
 from blog.content.store import Snapshot
 
 TAGS = ("otters", "rivers", "tea", "maps")
@@ -46,13 +46,13 @@ change = st.one_of(
 
 @contextmanager
 def small_windows() -> Iterator[None]:
-    """Make related posts' candidate windows tiny, so that a handful of posts already exceeds them."""
-    kept = derived.WINDOW
-    derived.WINDOW = 2
+    """Make related posts' candidate windows tiny, and patched mappings flatten soon, as thousands of posts would."""
+    kept = derived.WINDOW, store_module.LAYERED_CHANGES
+    derived.WINDOW, store_module.LAYERED_CHANGES = 2, 3
     try:
         yield
     finally:
-        derived.WINDOW = kept
+        derived.WINDOW, store_module.LAYERED_CHANGES = kept
 
 
 class Site:
@@ -136,7 +136,10 @@ def indexes(snapshot: Snapshot) -> dict[str, Any]:
     """Return a snapshot's own indexes, by URL and slug in their order, to compare a patched one with a rebuilt one."""
     return {
         "posts": [post.url for post in snapshot.posts],
-        "by_url": sorted(snapshot.by_url), "hidden": sorted(snapshot.hidden_by_url), "by_stem": sorted(snapshot.by_stem),
+        **{name: sorted((key, post.source) for key, post in mapping.items()) for name, mapping in (("by_url", snapshot.by_url),
+                                                               ("hidden", snapshot.hidden_by_url),
+                                                               ("by_stem", snapshot.by_stem))},
+        "sizes": [len(snapshot.by_url), len(snapshot.hidden_by_url), len(snapshot.by_stem)],
         **{kind: [(slug, group.term, [post.url for post in group.posts]) for slug, group in groups.items()]
            for kind, groups in (("categories", snapshot.categories), ("tags", snapshot.tags),
                                 ("authors", snapshot.authors))},

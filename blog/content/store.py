@@ -13,7 +13,7 @@ import re
 import stat as stat_module
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -678,7 +678,8 @@ class PostStore:
             return None
         show_future = self.settings["BLOG_SHOW_FUTURE"]
         posts = list(old.posts)
-        by_url, hidden, by_stem = dict(old.by_url), dict(old.hidden_by_url), dict(old.by_stem)
+        # Copying a dictionary of 100,000 posts takes milliseconds; a patch over the old one takes none.
+        by_url, hidden, by_stem = _Patch(old.by_url), _Patch(old.hidden_by_url), _Patch(old.by_stem)
         problems = dict(old.problems)
         groups = {"categories": dict(old.categories), "tags": dict(old.tags), "authors": dict(old.authors)}
         publish_at = old.publish_at
@@ -726,7 +727,8 @@ class PostStore:
         changes = tuple((gone.get(url), came.get(url)) for url in {**gone, **came} if gone.get(url) is not came.get(url))
         self._generation += 1
         return Snapshot(
-            generation=self._generation, posts=tuple(posts), by_url=by_url, hidden_by_url=hidden, by_stem=by_stem,
+            generation=self._generation, posts=tuple(posts), by_url=by_url.done(), hidden_by_url=hidden.done(),
+            by_stem=by_stem.done(),
             categories=groups["categories"], tags=groups["tags"], authors=groups["authors"], problems=problems,
             changed_at=time.time(), publish_at=publish_at, redirects=old.redirects, changes=changes,
         )
@@ -735,6 +737,76 @@ class PostStore:
         self._snapshot = snapshot
         for listener in self.listeners:
             listener(snapshot)
+
+
+LAYERED_CHANGES = 512  # past this many changes over its base, a layered mapping is made one dictionary again
+_ABSENT = object()
+
+
+class Layered(Mapping[str, Post]):
+    """A read-only mapping of a few changes over a larger one, so that a patched snapshot copies only its changes."""
+
+    __slots__ = ("base", "changes", "_length")
+
+    def __init__(self, base: Mapping[str, Post], changes: dict[str, Post | None]):
+        self.base = base
+        self.changes = changes  # key -> new value, or None where the key was removed
+        self._length = len(base) + sum((value is not None) - (key in base) for key, value in changes.items())
+
+    def __getitem__(self, key: str) -> Post:
+        value = self.changes.get(key, _ABSENT)
+        if value is _ABSENT:
+            return self.base[key]
+        if value is None:
+            raise KeyError(key)
+        return value  # type: ignore[return-value]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return the value at ``key``, or ``default``: one or two dictionary looks (the path of every request)."""
+        value = self.changes.get(key, _ABSENT)
+        if value is _ABSENT:
+            return self.base.get(key, default)
+        return default if value is None else value
+
+    def __contains__(self, key: object) -> bool:
+        value = self.changes.get(key, _ABSENT)  # type: ignore[call-overload]
+        return key in self.base if value is _ABSENT else value is not None
+
+    def __iter__(self) -> Iterator[str]:
+        changes = self.changes
+        yield from (key for key in self.base if key not in changes)
+        yield from (key for key, value in changes.items() if value is not None)
+
+    def __len__(self) -> int:
+        return self._length
+
+
+class _Patch:
+    """The changes a patched snapshot makes to one of its mappings, kept apart from the old mapping."""
+
+    def __init__(self, old: Mapping[str, Post]):
+        if isinstance(old, Layered):
+            self.base, self.changes = old.base, dict(old.changes)
+        else:
+            self.base, self.changes = old, {}
+
+    def get(self, key: str) -> Post | None:
+        value = self.changes.get(key, _ABSENT)
+        return self.base.get(key) if value is _ABSENT else value  # type: ignore[return-value]
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def __setitem__(self, key: str, value: Post) -> None:
+        self.changes[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        self.changes[key] = None
+
+    def done(self) -> Mapping[str, Post]:
+        """Return the new mapping: layered over the old one, or one dictionary once the changes pile up."""
+        layered = Layered(self.base, self.changes)
+        return dict(layered) if len(self.changes) > LAYERED_CHANGES else layered
 
 
 def _redirecting(post: Post) -> bool:
