@@ -11,6 +11,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from blog import config, logs
+from blog.budget import RenderBudget
 from blog.content import PostStore, jekyll
 from blog.content.pages import PostPages, render_page
 from blog.content.site import Site
@@ -98,6 +99,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     if proxies:  # outermost, so every layer sees the client's address, scheme and host
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
     app.wsgi_app = security.SiteMount(app.wsgi_app, settings["BLOG_URL"])  # type: ignore[method-assign]
+    app.wsgi_app = RenderBudget(app.wsgi_app, app.config)  # type: ignore[method-assign]
     return app
 
 

@@ -58,6 +58,16 @@ _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
 
 
+def _positive_seconds(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value < 3600:
+        raise ConfigError(f"{name} must be more than 0 and less than 3600 seconds, got {raw!r}")
+    return value
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -218,6 +228,10 @@ SETTINGS = (
             "for a Jekyll site."),
     Setting("BLOG_SANITIZE", False, _flag,
             "Clean rendered post bodies with nh3 (no scripts, event handlers, styles or javascript: links), for posts from untrusted authors."),
+    Setting("BLOG_RENDER_SECONDS", 2.0, _positive_seconds,
+            "Deadline of one post's render; past it the render process is killed and the post shown as escaped text."),
+    Setting("BLOG_RENDER_MEMORY_MB", 512, _positive_int,
+            "Memory one post's render may allocate (RLIMIT_AS of its render process, beyond the worker's own)."),
     Setting("BLOG_RESPONSE_CACHE_ENTRIES", 4096, _non_negative_int, "Finished responses kept in memory per worker (0 turns the cache off)."),
     Setting("BLOG_PREVIEW_TOKEN", "", _token,
             "Secret that shows drafts and future posts at their URL with ?preview=<token> (empty: previews off)."),

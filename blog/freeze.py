@@ -154,6 +154,7 @@ def freeze(app: Flask, folder: Path, progress: Progress, *, full: bool = False, 
     copy beside every text file; ``processes`` defaults to every usable CPU.
     """
     started = time.perf_counter()
+    app.config["QUIRE_RENDER_BUDGET"] = None  # every page whole: a render may take its full deadline
     folder = folder.resolve()
     if folder.exists() and any(folder.iterdir()) and not (folder / MARKER).exists():
         raise FreezeError(f"{folder} is not empty and was not made by blog freeze; choose an empty or new folder")

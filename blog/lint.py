@@ -59,6 +59,8 @@ def lint(app: Flask) -> list[Problem]:
     store: PostStore = app.extensions["quire"]
     site: Site = app.extensions["quire.site"]
     found = link_problems(app)  # first: rendering for links may find a post that fails to render
+    for files in (store, site.pages):
+        files.recall_render_failures()  # and the server's processes may have found others
     found.extend(store.problems())
     site.site_file.refresh()  # check reads the file as it is now, not as a worker last saw it
     found.extend(site.problems())

@@ -18,6 +18,7 @@ from blog.content.changes import listing_keys, order_key, post_page_keys
 from blog.content.derived import archive_year, archive_years, related
 from blog.content.post import slugify
 from blog.content.site import Site
+from blog.content.store import render_cut_short
 from blog.http import DEPENDS
 from blog.security import OFF_SITE_MARKER
 from blog.theme import find_static
@@ -81,6 +82,9 @@ def paginate(posts: Sequence[Post], page_number: int) -> Pagination:
 def cacheable(response: Response | str) -> Response:
     """Mark a response as depending only on content, so the response cache may keep it."""
     response = current_app.make_response(response)
+    if render_cut_short():  # a post shown as its fallback while its render finishes: for this response only
+        response.headers["Cache-Control"] = "no-store"
+        return response
     response.headers["X-Quire-Cache"] = "content"
     seconds = current_app.config["BLOG_CACHE_SECONDS"]
     if seconds:

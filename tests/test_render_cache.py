@@ -27,9 +27,9 @@ def renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     found: list[str] = []
     original = Renderer.render
 
-    def render(self: Renderer, text: str, *arguments: object) -> str:
+    def render(self: Renderer, text: str, *arguments: object, **options: object) -> str:
         found.append(text[:40])
-        return original(self, text, *arguments)  # type: ignore[arg-type]
+        return original(self, text, *arguments, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Renderer, "render", render)
     return found
@@ -148,7 +148,7 @@ def test_a_body_changed_on_disk_is_never_served_stale(make_app: AppFactory, writ
     old = store.post_at("/posts/day-4/")  # the store has not looked at the file again (no watcher here)
     assert "Text of day 4" in store.rendered.get(old)  # what is cached for a version is that version's
     Path(store.rendered.path(store.rendered.key(old))).unlink()
-    store.render_body.cache_clear()
+    store._bodies.cache_clear()
     assert old.body.strip().startswith("Edit of day 4")  # read from the file: what it says now
     assert "Edit of day 4" in old.html
     assert store.rendered.get(old) is None  # the new text is never kept as the old version's HTML

@@ -109,7 +109,7 @@ def test_rendered_bodies_are_kept_for_a_bounded_number_of_posts(make_app: AppFac
     store = make_app().extensions["quire"]
     htmls = [post.html for post in store.snapshot.posts]
     assert htmls == [f"<p>Body {day}.</p>" for day in range(5, 0, -1)]
-    assert store.render_body.cache_info().currsize == 3
+    assert store._bodies.cache_info().currsize == 3
     assert store.snapshot.posts[0].html == "<p>Body 5.</p>"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+import pickle
 import re
 import threading
 import urllib.parse
@@ -14,6 +15,8 @@ import markdown
 import yaml
 from markdown.extensions.codehilite import CodeHiliteExtension
 from markdown.extensions.toc import TocExtension
+
+from blog.content import isolation
 
 log = logging.getLogger("quire.content")
 
@@ -55,6 +58,13 @@ _INDENT = re.compile(r"^(?:[ \t]*>)*[ \t]*", re.MULTILINE)
 PostUrlResolver = Callable[[str], "str | None"]
 
 
+def _failure(reason: str) -> RenderError:
+    return RenderError(f"{reason}; shown as plain text")
+
+
+RenderPending = isolation.RenderPending  # the caller stopped waiting; the render goes on (see Renderer.render)
+
+
 class RenderError(Exception):
     """A post body that could not be rendered in time or at all; the site shows it as escaped text instead."""
 
@@ -64,33 +74,65 @@ class RenderError(Exception):
 
 
 class Renderer:
-    """Render post bodies within a time budget; Markdown objects are not thread-safe, so each render takes its own."""
+    """Render post bodies within a deadline, in a child process that is killed if it overruns (see isolation).
+
+    Markdown objects are not thread-safe, so each render takes its own engine.
+    """
 
     def __init__(self, site_values: Mapping[str, Any], sanitize: bool = False, budget: float = RENDER_SECONDS,
-                 extensions: tuple[str, ...] = ()):
+                 extensions: tuple[str, ...] = (), isolated: bool | None = None,
+                 memory_mb: int = isolation.RENDER_MEMORY_MB):
         self._site_values = dict(site_values)
         self._extensions = extensions  # more Python-Markdown extensions, by name (the Jekyll dialect's)
         self.sanitize = sanitize
         self.budget = budget
+        self.memory_mb = memory_mb
+        # In a child process where one can be had; in a thread (which cannot be stopped) where not.
+        self.isolated = isolation.available() if isolated is None else isolated
         self._engines: list[markdown.Markdown] = []
         self._engines_lock = threading.Lock()
+        self.settings = pickle.dumps((self._site_values, sanitize, extensions), protocol=pickle.HIGHEST_PROTOCOL)
 
-    def render(self, text: str, resolve: PostUrlResolver, page_values: Mapping[str, Any]) -> str:
+    @classmethod
+    def from_settings(cls, settings: bytes) -> Renderer:
+        """Return a renderer made from another's ``settings`` (plain data): how a render child makes its own."""
+        site_values, sanitize, extensions = pickle.loads(settings)  # noqa: S301 - our own parent's
+        return cls(site_values, sanitize=sanitize, extensions=extensions, isolated=False)
+
+    def render(self, text: str, resolve: PostUrlResolver, page_values: Mapping[str, Any], *,
+               wait: float | None = None, keep: tuple[str, str, str] | None = None,
+               late: Callable[[str | RenderError], None] | None = None) -> str:
         """Return the HTML of Markdown ``text`` after the Liquid tags Quire knows; raise RenderError past the budget.
 
-        Python cannot stop a thread, so the render runs in one of its own and is abandoned if it overruns:
-        it finishes in the background while the caller gets a RenderError (the store then serves the escaped
-        text, and never tries that version of the post again). Inputs known to take quadratic time are
-        refused up front, so that background work stays rare.
+        The render runs in a child process (isolation.RenderPool) that is killed when it overruns the budget
+        or its memory cap, whatever it is doing. The caller blocks for ``wait`` seconds at most (None: the
+        whole budget): past that, RenderPending is raised, the render goes on, and ``late`` is told its HTML
+        or RenderError; ``keep`` names the render cache entry the child writes as soon as it finishes. Inputs
+        known to take quadratic time are refused up front: a cheap early exit, not the guarantee.
         """
         reason = pathological(text)
         if reason is not None:
             raise RenderError(f"not rendered: {reason}")
+        if not self.isolated:
+            return self._render_in_thread(text, resolve, page_values)
+        # The child's copy of the posts is as old as the child: the parent resolves the links, with today's.
+        links = {name: resolve(name) for name in linked_posts(text)}
+        if late is not None:
+            def told(outcome: str | isolation.RenderFailed) -> None:
+                late(outcome if isinstance(outcome, str) else _failure(outcome.message))
+        try:
+            return isolation.pool().render(self.settings, text, page_values, links, self.budget, self.memory_mb,
+                                           wait, keep, told if late is not None else None)
+        except isolation.RenderFailed as failed:
+            raise _failure(failed.message) from None
+
+    def _render_in_thread(self, text: str, resolve: PostUrlResolver, page_values: Mapping[str, Any]) -> str:
+        """Render in a thread abandoned past the budget: where no child process can be had (no fork)."""
         outcome: dict[str, Any] = {}
 
         def run() -> None:
             try:
-                outcome["html"] = self._convert(text, resolve, page_values)
+                outcome["html"] = self.convert(text, resolve, page_values)
             except Exception as error:  # noqa: BLE001 - any failure (RecursionError too) is this post's problem
                 outcome["error"] = error
 
@@ -98,11 +140,16 @@ class Renderer:
         worker.start()
         worker.join(self.budget)
         if worker.is_alive():
-            raise RenderError(f"rendering took longer than {self.budget:g} s; shown as plain text")
+            raise _failure(f"rendering took longer than {self.budget:g} s")
         if "error" in outcome:
             error = outcome["error"]
-            raise RenderError(f"rendering failed ({type(error).__name__}: {str(error)[:200]}); shown as plain text")
-        return clean(outcome["html"]) if self.sanitize else outcome["html"]
+            raise _failure(f"rendering failed ({type(error).__name__}: {str(error)[:200]})")
+        return outcome["html"]
+
+    def convert(self, text: str, resolve: PostUrlResolver, page_values: Mapping[str, Any]) -> str:
+        """Return the HTML of ``text`` rendered here and now, with no deadline (a render child's job)."""
+        html = self._convert(text, resolve, page_values)
+        return clean(html) if self.sanitize else html
 
     def _convert(self, text: str, resolve: PostUrlResolver, page_values: Mapping[str, Any]) -> str:
         with self._engines_lock:

@@ -86,9 +86,9 @@ class PostPages(FlatPages):
         return (name.startswith(".") or (self.skips_underscore_folders and name.startswith("_"))
                 or name in self.skipped_folders)
 
-    def render_markdown(self, text: str, meta: dict[str, Any]) -> str:
-        """Render Markdown with the renderer and post-URL resolver the store attached."""
-        return self.renderer.render(text, self.resolve_post_url, meta)
+    def render_markdown(self, text: str, meta: dict[str, Any], **options: Any) -> str:
+        """Render Markdown with the renderer and post-URL resolver the store attached (options: Renderer.render's)."""
+        return self.renderer.render(text, self.resolve_post_url, meta, **options)
 
     def read(self, relative: str, max_size: int) -> tuple[Source, os.stat_result, str]:
         """Read and parse one post file; return it, its status and digest; raise SourceError or OSError when unusable."""

@@ -46,7 +46,7 @@ from blog.content.parallel import may_fork, reap
 log = logging.getLogger("quire.content")
 
 FORMAT = 1
-BODY, EXCERPT = "body", "excerpt"
+BODY, EXCERPT, FAILED = "body", "excerpt", "failed"
 UNWANTED_SECONDS = 30 * 24 * 3600.0  # entries no current post wants are removed once this old
 _CODE = Path(__file__).resolve().parent
 _MAGIC = b"quire-render"
@@ -105,22 +105,47 @@ class RenderCache:
 
     def put(self, post: Any, html: str, kind: str = BODY) -> None:
         """Keep ``html`` as the rendering of ``post``; a cache that cannot be written is only logged."""
-        key = self.key(post, kind)
-        data = html.encode("utf-8")
+        error = write_entry(*self.target(post, kind), html)
+        if error and not self._warned:
+            log.warning("cannot write the render cache %s: %s", self.folder, error)
+            self._warned = True
+
+    def target(self, post: Any, kind: str = BODY) -> tuple[str, str, str]:
+        """Return (folder, fingerprint, key) of an entry: what a render child needs to write it (write_entry)."""
+        return self.folder, self.fingerprint, self.key(post, kind)
+
+    def failure(self, post: Any) -> str | None:
+        """Return why this version of ``post`` failed to render in any process of the site, or None."""
+        if not self._folders_safe():
+            return None
+        try:
+            with open(self.path(self.key(post, FAILED)), "rb") as handle:
+                header, _, message = handle.read().partition(b"\n")
+        except OSError:
+            return None
+        key = self.key(post, FAILED)
+        return message.decode("utf-8", "replace") if header == _header(self.fingerprint, key, message) else None
+
+    def mark_failed(self, post: Any, message: str) -> bool:
+        """Record that this version of ``post`` fails to render; tell whether this process is the first to say so.
+
+        The first process of the site to find a failure logs it; the others find the mark and never retry.
+        """
+        if not self._folders_safe():
+            return True
+        key = self.key(post, FAILED)
+        data = message.encode("utf-8")
         try:
             os.makedirs(os.path.join(self.folder, key[:2]), mode=0o700, exist_ok=True)
-            handle = tempfile.NamedTemporaryFile(dir=self.folder, prefix=".render-", suffix=".tmp", delete=False)
-            try:
-                with handle:
-                    handle.write(self._header(key, data) + b"\n" + data)
-                os.replace(handle.name, self.path(key))  # readers see no entry or a whole one
-            except BaseException:
-                os.unlink(handle.name)
-                raise
-        except OSError as error:
-            if not self._warned:
-                log.warning("cannot write the render cache %s: %s", self.folder, error.strerror or error)
-                self._warned = True
+            descriptor = os.open(self.path(key), os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                                 0o600)
+        except FileExistsError:
+            return False
+        except OSError:
+            return True  # no cache to share it through: this process says it
+        with open(descriptor, "wb") as handle:
+            handle.write(_header(self.fingerprint, key, data) + b"\n" + data)
+        return True
 
     def fill(self, posts: Callable[[], Iterable[Any]], render: Callable[[Any], None]) -> None:
         """Render every post the cache lacks, in a detached low-priority process; nothing when this one may not fork."""
@@ -177,8 +202,7 @@ class RenderCache:
                 shutil.rmtree(entry.path, ignore_errors=True)
 
     def _header(self, key: str, html: bytes) -> bytes:
-        return b" ".join((_MAGIC, str(FORMAT).encode(), self.fingerprint.encode(), key.encode(),
-                          hashlib.blake2b(html, digest_size=16).hexdigest().encode()))
+        return _header(self.fingerprint, key, html)
 
     def _folders_safe(self) -> bool:
         """Check, once per process, that the cache folder and this fingerprint's folder are only ours to write."""
@@ -201,6 +225,30 @@ class RenderCache:
 
     def _refuse(self, path: str, why: str) -> None:
         log.warning("not using the render cache %s: %s", path, why)
+
+
+def write_entry(folder: str, fingerprint: str, key: str, html: str) -> str | None:
+    """Write one entry (see RenderCache.target) atomically; return why it could not be, or None."""
+    data = html.encode("utf-8")
+    path = os.path.join(folder, key[:2], f"{key}.html")
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(dir=folder, prefix=".render-", suffix=".tmp", delete=False)
+        try:
+            with handle:
+                handle.write(_header(fingerprint, key, data) + b"\n" + data)
+            os.replace(handle.name, path)  # readers see no entry or a whole one
+        except BaseException:
+            os.unlink(handle.name)
+            raise
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
+def _header(fingerprint: str, key: str, data: bytes) -> bytes:
+    return b" ".join((_MAGIC, str(FORMAT).encode(), fingerprint.encode(), key.encode(),
+                      hashlib.blake2b(data, digest_size=16).hexdigest().encode()))
 
 
 def _alive(pid: int) -> bool:

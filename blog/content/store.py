@@ -20,14 +20,14 @@ from typing import Any
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
-from blog.content import jekyll, post as rules
+from blog.content import isolation, jekyll, post as rules
 from blog.content.markup import (
-    Renderer, RenderError, jekyll_site_values, linked_posts, pathological, unknown_liquid_tags,
+    RENDER_SECONDS, Renderer, RenderError, RenderPending, jekyll_site_values, linked_posts, pathological, unknown_liquid_tags,
 )
 from blog.content.pages import FileChanging, PostPages, is_post_file
 from blog.content.cache import PostCache, folder_for, key_of
 from blog.content.parallel import forked_map
-from blog.content.render_cache import EXCERPT, RenderCache
+from blog.content.render_cache import BODY, EXCERPT, RenderCache
 from blog.content.post import Post, PostError, Term
 from blog.content.source import Source, SourceError
 from blog.logs import printable
@@ -37,6 +37,47 @@ log = logging.getLogger("quire.content")
 FileKey = tuple[int, int, int, int]  # mtime, size, inode, ctime: see cache.key_of
 RENDERED_POSTS_KEPT = 256
 RENDERED_EXCERPTS_KEPT = 2048  # a listing page shows ten; the response cache keeps the pages themselves
+LATE_RENDERS_KEPT = 64
+# What one response may spend waiting for renders, in total: past it, the posts not rendered yet show their
+# escaped text in this response only (it is not cached) while their renders finish in the background.
+RESPONSE_RENDER_SECONDS = 4.0
+
+_budget = threading.local()
+
+
+def start_render_budget(seconds: float | None) -> None:
+    """Bound the total time renders may take on this thread (one response) until end_render_budget; None: no bound."""
+    _budget.deadline = None if seconds is None else time.monotonic() + seconds
+    _budget.cut_short = False
+
+
+def end_render_budget() -> None:
+    """Lift this thread's render budget."""
+    _budget.deadline = None
+    _budget.cut_short = False
+
+
+def render_budget_left() -> float | None:
+    """Return the seconds this thread's render budget has left, or None when there is none."""
+    deadline = getattr(_budget, "deadline", None)
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def render_cut_short() -> bool:
+    """Tell whether this thread's budget left a render unfinished: the response shows a fallback, not to be kept."""
+    return getattr(_budget, "cut_short", False)
+
+
+def _cut_short() -> None:
+    _budget.cut_short = True
+
+
+class _Pending(Exception):
+    """A render still unfinished when the response's budget ran out: ``html`` is its fallback, for now only."""
+
+    def __init__(self, html: str):
+        super().__init__("render pending")
+        self.html = html
 
 
 @dataclass(frozen=True)
@@ -158,7 +199,9 @@ class PostStore:
                        "url": settings["BLOG_URL"], "title": settings["BLOG_TITLE"],
                        "description": settings["BLOG_DESCRIPTION"]}
         pages.renderer = Renderer(site_values, sanitize=settings.get("BLOG_SANITIZE", False),
-                                  extensions=jekyll.markdown_dialect(settings))
+                                  extensions=jekyll.markdown_dialect(settings),
+                                  budget=settings.get("BLOG_RENDER_SECONDS", RENDER_SECONDS),
+                                  memory_mb=settings.get("BLOG_RENDER_MEMORY_MB", isolation.RENDER_MEMORY_MB))
         self._quiet = 0.0
         self._unsettled: set[str] = set()
         self._render_failed: dict[str, Post] = {}  # source -> the version that failed, never rendered again
@@ -171,8 +214,10 @@ class PostStore:
         # Rendered bodies are kept for the most visited posts only, so memory stays flat however many
         # posts a crawler walks through; the response cache holds the finished pages in front of this, and
         # the render cache on disk (shared by the workers, kept across restarts) behind it.
-        self.render_body = functools.lru_cache(maxsize=RENDERED_POSTS_KEPT)(self._render_body)
-        self.render_excerpt = functools.lru_cache(maxsize=RENDERED_EXCERPTS_KEPT)(self._render_excerpt)
+        self._bodies = functools.lru_cache(maxsize=RENDERED_POSTS_KEPT)(self._render_body)
+        self._excerpts = functools.lru_cache(maxsize=RENDERED_EXCERPTS_KEPT)(self._render_excerpt)
+        self._running: dict[tuple[str, str], Post] = {}  # renders left running by a response out of budget
+        self._late: dict[tuple[str, str], tuple[Post, str]] = {}  # what they gave, when there is no render cache
         # Pages are a handful of files: reading them is quicker than keeping a cache of them.
         cache_folder = folder_for(settings.get("BLOG_CACHE_DIR", "off")) if kind == "post" else None
         self.cache = PostCache(cache_folder, pages.root, settings) if cache_folder else None
@@ -228,20 +273,29 @@ class PostStore:
         # broken file keeps its last good post). The text on disk is used, never an older one from a cache.
         return body, line, digest == post.digest
 
+    def render_body(self, post: Post) -> str:
+        """Return a post's body as HTML: from the caches, else rendered (within this response's render budget)."""
+        try:
+            return self._bodies(post)
+        except _Pending as pending:  # not kept: the next response gets the render, finished by then
+            return pending.html
+
+    def render_excerpt(self, post: Post) -> str:
+        """Return a post's excerpt as HTML, as render_body does its body."""
+        try:
+            return self._excerpts(post)
+        except _Pending as pending:
+            return pending.html
+
     def _render_body(self, post: Post) -> str:
-        rendered = self.rendered.get(post) if self.rendered else None
+        rendered = self._known(post, BODY)
         if rendered is not None:
             return rendered
-        body, line, current = self.read_source(post)
-        # FlatPages' own renderer wrapper, on a page made for this render only: kept, it would hold the body.
-        page = self.pages.page(post.source, Source(post.meta, body, line, has_front_matter=True))  # type: ignore[arg-type]
-        html = self._bounded(post, body, lambda: page.html_renderer(page))
-        if self.rendered and current and self._render_failed.get(post.source) is not post:
-            self.rendered.put(post, html)
-        return html
+        body, _, current = self.read_source(post)
+        return self._bounded(post, body, BODY, current)
 
     def _render_excerpt(self, post: Post) -> str:
-        rendered = self.rendered.get(post, EXCERPT) if self.rendered else None
+        rendered = self._known(post, EXCERPT)
         if rendered is not None:
             return rendered
         text, current = rules.first_text(post.meta, "excerpt"), True
@@ -249,39 +303,91 @@ class PostStore:
             body, _, current = self.read_source(post)
             text = rules.excerpt_of(body, post.meta)
             if text == body:  # an excerpt that is the whole post: render it once
-                return self.render_body(post)
+                return self._bodies(post)
         if not text:
             return ""
-        html = self._bounded(post, text, lambda: self.pages.render_markdown(text, meta=post.meta))
-        if self.rendered and current and self._render_failed.get(post.source) is not post:
-            self.rendered.put(post, html, EXCERPT)
-        return html
+        return self._bounded(post, text, EXCERPT, current)
+
+    def _known(self, post: Post, kind: str) -> str | None:
+        """Return HTML rendered before, by any process (the render cache) or by a render this one left running."""
+        late = self._late.pop((post.source, kind), None)
+        if late is not None and late[0] is post:
+            return late[1]
+        return self.rendered.get(post, kind) if self.rendered else None
 
     def _render_into_cache(self, post: Post) -> None:
         """Render a post's body and excerpt, which puts them into the render cache (the background filler's job)."""
         self.render_body(post)
         self.render_excerpt(post)
 
-    def _bounded(self, post: Post, text: str, render: Callable[[], str]) -> str:
-        """Return ``render()``, or ``text`` escaped if this version of the post failed to render (now or before)."""
-        if self._render_failed.get(post.source) is not post:
-            try:
-                return render()
-            except RenderError as error:
-                self._report_render_failure(post, error.message)
-        return '<pre class="render-fallback">' + html.escape(text) + "</pre>"
+    def _bounded(self, post: Post, text: str, kind: str, current: bool) -> str:
+        """Return ``text`` rendered, or escaped if this version of the post fails to render (now or before).
 
-    def _report_render_failure(self, post: Post, message: str) -> None:
+        Raise _Pending, with that fallback, when this response's render budget runs out first.
+        """
+        fallback = '<pre class="render-fallback">' + html.escape(text) + "</pre>"
+        if self._render_failed.get(post.source) is post:
+            return fallback
+        known = self.rendered.failure(post) if self.rendered else None
+        if known is not None:  # another process of the site found it, and said so
+            self._report_render_failure(post, known, found_here=False)
+            return fallback
+        remaining = render_budget_left()
+        if self._running.get((post.source, kind)) is post or (remaining is not None and remaining <= 0):
+            _cut_short()
+            raise _Pending(fallback)
+        renderer = self.pages.renderer
+        keep = self.rendered.target(post, kind) if self.rendered and current else None
+        try:
+            rendered = self.pages.render_markdown(text, post.meta, wait=remaining, keep=keep,
+                                                  late=functools.partial(self._finished_late, post, kind))
+        except RenderPending:
+            self._running[(post.source, kind)] = post
+            _cut_short()
+            raise _Pending(fallback) from None
+        except RenderError as error:
+            self._report_render_failure(post, error.message)
+            return fallback
+        if keep is not None and not renderer.isolated:  # a render child writes its entry itself
+            self.rendered.put(post, rendered, kind)
+        return rendered
+
+    def _finished_late(self, post: Post, kind: str, outcome: str | RenderError) -> None:
+        """Take the outcome of a render whose response stopped waiting for it."""
+        self._running.pop((post.source, kind), None)
+        if isinstance(outcome, RenderError):
+            self._report_render_failure(post, outcome.message)
+        elif not self.rendered:  # with a render cache, the child has written it there
+            self._late[(post.source, kind)] = (post, outcome)
+            while len(self._late) > LATE_RENDERS_KEPT:
+                del self._late[next(iter(self._late))]
+
+    def _report_render_failure(self, post: Post, message: str, found_here: bool = True) -> None:
         with self._lock:
             if self._render_failed.get(post.source) is post:
                 return
             self._render_failed[post.source] = post
+            # Logged once per site: by the first process to mark it in the shared render cache, or else
+            # by the process that speaks for the site (blog.logs.SiteVoice).
+            if found_here:
+                first = self.rendered.mark_failed(post, message) if self.rendered else self.speaks()
             state = self._files.get(post.source)
             if state is None or state.post is not post:
                 return
-            log.error("%s: %s", post.source, message)
+            if found_here and first:
+                log.error("%s", Problem(post.source, "error", "render", message))
             state.problems = (*state.problems, Problem(post.source, "error", "render", message))
             self._publish(self._build_snapshot())
+
+    def recall_render_failures(self) -> None:
+        """Learn which posts other processes of the site found failing to render (``blog check`` reports them)."""
+        if self.rendered is None:
+            return
+        for post in self.snapshot.posts:
+            if self._render_failed.get(post.source) is not post:
+                known = self.rendered.failure(post)
+                if known is not None:
+                    self._report_render_failure(post, known, found_here=False)
 
     def problems(self) -> list[Problem]:
         """Return every current problem, by file."""
