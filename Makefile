@@ -47,7 +47,7 @@ check: $(VENV)/.runtime
 	$(BIN)/flask --app wsgi blog check
 
 bench: $(VENV)/.dev system-deps
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --posts-cache $${TMPDIR:-/tmp}/quire-bench-posts
 	$(BIN)/python bench/nginx_bench.py
 
 bench-short: $(VENV)/.dev system-deps

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -120,6 +121,22 @@ class Server:
                 sizes.append(int(found.group(1)) / 1024)
         return sorted(sizes)
 
+    def worker_pss_mb(self) -> list[float]:
+        """Return the proportional memory of each worker, in MB: shared pages split between their sharers.
+
+        Read from /proc/PID/smaps_rollup; an empty list where the kernel has none (before Linux 4.14).
+        """
+        sizes = []
+        for pid in self.worker_pids():
+            try:
+                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            except OSError:
+                continue
+            found = re.search(r"^Pss:\s+(\d+) kB", rollup, re.MULTILINE)
+            if found:
+                sizes.append(int(found.group(1)) / 1024)
+        return sorted(sizes)
+
     def log_tail(self, characters: int = 2000) -> str:
         """Return the end of the server's stderr log."""
         self.log.flush()
@@ -186,16 +203,19 @@ def _running(command: list[str], env: Mapping[str, str], port: int, cwd: Path, p
 
 @contextmanager
 def serve(app: str, env: Mapping[str, str], *, port: int | None = None, workers: int = 2,
-          probe: str = "/") -> Iterator[Server]:
-    """Serve ``app`` from the project root under the settings every compared app shares, and always stop it.
+          probe: str = "/", root: Path = ROOT) -> Iterator[Server]:
+    """Serve ``app`` from ``root`` under the settings every compared app shares, and always stop it.
 
     Those settings: bench/gunicorn_conf.py (Quire's shipped file, access log off), ``workers`` sync workers,
-    127.0.0.1 on ``port`` (a free one by default). Raises ServerFailed when no 200 comes on ``probe``.
+    127.0.0.1 on ``port`` (a free one by default). ``root`` is this checkout, or another one (an older commit
+    measured side by side), whose own bench/gunicorn_conf.py and code are then used. Raises ServerFailed when
+    no 200 comes on ``probe``.
     """
     port = port or free_port()
-    command = [PYTHON, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG), "--workers", str(workers),
-               "--worker-class", "sync", "--bind", f"127.0.0.1:{port}", app]
-    with _running(command, env, port, ROOT, probe) as server:
+    config = root / "bench" / "gunicorn_conf.py"
+    command = [PYTHON, "-m", "gunicorn", "--config", str(config if config.exists() else GUNICORN_CONFIG),
+               "--workers", str(workers), "--worker-class", "sync", "--bind", f"127.0.0.1:{port}", app]
+    with _running(command, env, port, root, probe) as server:
         yield server
 
 
@@ -326,22 +346,39 @@ def parse_wrk(output: str) -> Load:
                 int(non_2xx.group(1)) if non_2xx else 0)
 
 
-def wrk(url: str, seconds: float, threads: int = 2, connections: int = 16, timeout: float = 30.0) -> Load:
+URLS_SCRIPT = Path(__file__).resolve().with_name("urls.lua")
+
+
+def wrk(url: str, seconds: float, threads: int = 2, connections: int = 16, timeout: float = 30.0,
+        paths: Path | None = None, once: bool = False) -> Load:
     """Drive ``url`` with wrk for ``seconds`` and return what it measured.
 
-    ``timeout`` is wrk's per-request limit; its default of 2 s would drop a slow app's slowest answers from
-    the percentiles instead of reporting them.
+    With ``paths`` (a file of URL paths, one a line), wrk requests those paths in their order instead of
+    ``url``'s own (bench/urls.lua): round and round, or with ``once`` each path once, stopping early when
+    all are done. ``timeout`` is wrk's per-request limit; its default of 2 s would drop a slow app's slowest
+    answers from the percentiles instead of reporting them.
     """
     command = [wrk_binary(), f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", f"--timeout={timeout:g}s",
                "--latency", url]
+    times = Path(tempfile.mkdtemp(prefix="bench-wrk-")) / "times"
+    if paths is not None:
+        command[-1:-1] = ["--script", str(URLS_SCRIPT)]
+        command += ["--", str(paths), str(threads), "once" if once else "cycle", str(times)]
     try:
         finished = subprocess.run(command, capture_output=True, text=True, check=False,
                                   timeout=seconds + timeout + 30)
     except subprocess.TimeoutExpired as error:
         raise WrkFailed(f"wrk did not finish: {' '.join(command)}") from error
+    finally:
+        ends = [path.read_text().split() for path in sorted(times.parent.glob("times-*"))]
+        shutil.rmtree(times.parent)
     if finished.returncode != 0:
         raise WrkFailed(f"wrk exited with code {finished.returncode}: {finished.stderr.strip()[-500:]}")
-    return parse_wrk(finished.stdout)
+    load = parse_wrk(finished.stdout)
+    if once and len(ends) == threads:  # every thread finished its share early: rate over the time it took
+        elapsed = max(float(end) for _, end in ends) - min(float(start) for start, _ in ends)
+        load = dataclasses.replace(load, requests_per_second=load.requests / max(elapsed, 1e-6))
+    return load
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
