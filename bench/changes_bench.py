@@ -10,9 +10,6 @@ request (median, p99), how many hot pages each change re-rendered, and what a ch
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.generate import generate  # noqa: E402
-from bench.harness import percentile, table  # noqa: E402
+from bench.harness import percentile, run_checkout, table  # noqa: E402
 
 CHILD = r"""
 import json, os, random, re, sys, time
@@ -65,12 +62,7 @@ print(json.dumps({"times": times, "rendered": rendered, "change": change_ms, "ho
 
 def run(checkout: Path, site: Path, hot: int, changes: int) -> dict[str, list[float]]:
     """Return one checkout's per-request times (ms), hot pages re-rendered per change and change costs (ms)."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("BLOG_")}
-    env.update(CHECKOUT=str(checkout), HOT=str(hot), CHANGES=str(changes), BLOG_SITE_DIR=str(site),
-               BLOG_POSTS_DIR=str(site / "posts"), BLOG_URL="http://127.0.0.1:8000")
-    output = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=checkout, check=True,
-                            capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    return run_checkout(CHILD, checkout, site, HOT=str(hot), CHANGES=str(changes))
 
 
 def main() -> None:

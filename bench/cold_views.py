@@ -9,20 +9,15 @@ each is rendered once), then prints the median and p99 of the time per view and 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import random
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.generate import generate  # noqa: E402
-from bench.harness import percentile, table  # noqa: E402
+from bench.harness import percentile, run_checkout, table  # noqa: E402
 
 CHILD = r"""
 import json, os, random, sys, time
@@ -55,13 +50,7 @@ print(json.dumps({"views": views, "related": related}))
 
 def run(checkout: Path, site: Path, views: int) -> dict[str, list[float]]:
     """Return the per-view and per-related() times (ms) one checkout gives for the site."""
-    env = {**os.environ, "CHECKOUT": str(checkout), "VIEWS": str(views + 1), "BLOG_SITE_DIR": str(site),
-           "BLOG_POSTS_DIR": str(site / "posts"), "BLOG_URL": "http://127.0.0.1:8000"}
-    env = {name: value for name, value in env.items() if not name.startswith("BLOG_") or name in {
-        "BLOG_SITE_DIR", "BLOG_POSTS_DIR", "BLOG_URL"}}
-    output = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=checkout, check=True,
-                            capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    return run_checkout(CHILD, checkout, site, VIEWS=str(views + 1))
 
 
 def main() -> None:

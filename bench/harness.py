@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -33,6 +34,21 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 class ServerFailed(RuntimeError):
     """A server exited, or did not answer 200 in time; the message says which, with its log's tail."""
+
+
+def run_checkout(script: str, checkout: Path, site: Path, **settings: str) -> Any:
+    """Run ``script`` in a fresh interpreter of ``checkout`` over ``site``; return the JSON of its last line.
+
+    The child sees none of this shell's ``BLOG_*`` settings, only the site's folders, ``BLOG_URL`` and
+    ``settings`` (with ``CHECKOUT`` naming the checkout), so two checkouts compared side by side read the
+    same site the same way.
+    """
+    env = {name: value for name, value in os.environ.items() if not name.startswith("BLOG_")}
+    env.update(CHECKOUT=str(checkout), BLOG_SITE_DIR=str(site), BLOG_POSTS_DIR=str(site / "posts"),
+               BLOG_URL="http://127.0.0.1:8000", **settings)
+    output = subprocess.run([sys.executable, "-c", script], env=env, cwd=checkout, check=True,
+                            capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def free_port() -> int:
