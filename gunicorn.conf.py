@@ -38,6 +38,17 @@ preload_app = True
 control_socket_disable = True
 
 
+def on_starting(server) -> None:  # type: ignore[no-untyped-def]
+    """Refuse a response budget the worker timeout would cut short: a slow render must cost a fallback, not a worker.
+
+    Here rather than at the top, because ``--timeout`` on the command line is only known to gunicorn's config.
+    """
+    budget, timeout = _settings["BLOG_RESPONSE_SECONDS"], server.cfg.timeout
+    if timeout and budget > timeout - 1:
+        sys.exit(f"quire: configuration error: BLOG_RESPONSE_SECONDS ({budget:g}) must be at least 1 s less than "
+                 f"gunicorn's timeout ({timeout} s), or a post that renders slowly gets its worker killed")
+
+
 def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
     """Start this worker's watchers (posts, pages) before it accepts requests, rather than on its first request."""
     watcher = getattr(worker.wsgi, "extensions", {}).get("quire.watchers")

@@ -230,6 +230,9 @@ SETTINGS = (
             "Clean rendered post bodies with nh3 (no scripts, event handlers, styles or javascript: links), for posts from untrusted authors."),
     Setting("BLOG_RENDER_SECONDS", 2.0, _positive_seconds,
             "Deadline of one post's render; past it the render process is killed and the post shown as escaped text."),
+    Setting("BLOG_RESPONSE_SECONDS", 4.0, _positive_seconds,
+            "Most time one response may wait for post renders in all; posts not ready by then show their text in that "
+            "response only (not cached) while their renders finish in the background. Keep it below gunicorn's timeout."),
     Setting("BLOG_RENDER_MEMORY_MB", 512, _positive_int,
             "Memory one post's render may allocate (RLIMIT_AS of its render process, beyond the worker's own)."),
     Setting("BLOG_RESPONSE_CACHE_ENTRIES", 4096, _non_negative_int, "Finished responses kept in memory per worker (0 turns the cache off)."),

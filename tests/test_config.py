@@ -47,6 +47,7 @@ def test_environment_values_are_parsed() -> None:
         ("BLOG_EXTENSIONS", "md", "BLOG_EXTENSIONS must be a comma-separated list"),
         ("BLOG_WATCH", "sometimes", "BLOG_WATCH must be auto, inotify, poll or off"),
         ("BLOG_MAX_POST_SIZE", "huge", "BLOG_MAX_POST_SIZE must be a size"),
+        ("BLOG_RESPONSE_SECONDS", "0", "BLOG_RESPONSE_SECONDS must be more than 0"),
     ],
 )
 def test_bad_values_give_a_clear_error(name: str, value: str, message: str) -> None:
@@ -70,6 +71,15 @@ def test_gunicorn_config_reports_bad_config_without_traceback() -> None:
                             env={"BLOG_URL": "nope", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "quire: configuration error: BLOG_URL must be an absolute http(s) URL" in result.stderr
+
+
+def test_gunicorn_refuses_a_response_budget_its_timeout_would_cut_short() -> None:
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--timeout", "4",
+                             "--bind", "127.0.0.1:0", "wsgi:app"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={"BLOG_RESPONSE_SECONDS": "3.5", "BLOG_CACHE_DIR": "off", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "quire: configuration error: BLOG_RESPONSE_SECONDS (3.5) must be at least 1 s less than gunicorn's " \
+           "timeout (4 s)" in result.stderr
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:

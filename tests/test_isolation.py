@@ -77,8 +77,7 @@ def test_slow_posts_cost_a_response_its_budget_and_finish_in_the_background(
         pool: isolation.RenderPool, make_app: AppFactory, write_post: WritePost, tmp_path: Path) -> None:
     for day in (1, 2, 3):
         write_post(f"2020-01-0{day}-slow-{day}.md", "Intro.\n" + quadratic_raw(600), title=f"Slow {day}")
-    app = make_app(BLOG_RENDER_SECONDS=60, BLOG_CACHE_DIR=str(tmp_path / "cache"))
-    app.config["QUIRE_RENDER_BUDGET"] = 0.05
+    app = make_app(BLOG_RENDER_SECONDS=60, BLOG_RESPONSE_SECONDS=0.05, BLOG_CACHE_DIR=str(tmp_path / "cache"))
     client = app.test_client()
     store = app.extensions["quire"]
     for path in ("/", "/feed.xml", "/posts/slow-1/"):

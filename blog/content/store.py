@@ -38,10 +38,6 @@ FileKey = tuple[int, int, int, int]  # mtime, size, inode, ctime: see cache.key_
 RENDERED_POSTS_KEPT = 256
 RENDERED_EXCERPTS_KEPT = 2048  # a listing page shows ten; the response cache keeps the pages themselves
 LATE_RENDERS_KEPT = 64
-# What one response may spend waiting for renders, in total: past it, the posts not rendered yet show their
-# escaped text in this response only (it is not cached) while their renders finish in the background.
-RESPONSE_RENDER_SECONDS = 4.0
-
 _budget = threading.local()
 
 
