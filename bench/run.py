@@ -6,7 +6,10 @@ gunicorn settings (bench/gunicorn_conf.py, 2 sync workers), one after another. B
 type, Quire and the ceiling are driven over every post the sitemap lists: a crawler (each post once, in a
 random order) and readers (Zipf popularity over all posts), through bench/urls.lua; and Quire's hot pages
 again while one post is edited every second. ``--old DIR`` measures another checkout (an older commit) of
-Quire beside this one. The report is printed and saved to bench/results/latest.md.
+Quire beside this one. ``--startup`` measures only what start-up and memory need (Quire alone: cold start,
+the crawl and the hot pages that make a worker's memory what serving makes it, PSS, new posts, a restart),
+for 100,000 posts in minutes rather than the whole matrix. The report is printed and saved to
+bench/results/latest.md.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class Settings:
     connections: int = 16
     old: Path | None = None  # another checkout of Quire, measured beside this one
     posts_cache: Path | None = None  # generated posts kept here and reused by the next run
+    startup: bool = False  # Quire alone, and only the loads that shape a worker's memory (no Zipf, no edits)
 
 
 @dataclass
@@ -180,7 +184,7 @@ def write_url_files(folder: Path, paths: list[str], seed: int = 15) -> dict[str,
 
 def drive_modes(result: Result, server: Server, files: dict[str, Path], settings: Settings) -> None:
     """Crawl every post once, then read posts by Zipf popularity, with wrk over the URL files."""
-    for mode in MODES:
+    for mode in MODES[:1] if settings.startup else MODES:
         meter = OtherCpu(server.pids())
         try:
             result.modes[mode] = wrk(server.base + "/", settings.seconds, settings.threads, settings.connections,
@@ -295,9 +299,10 @@ def bench_quire(name: str, root: Path, size: int, posts: Path, scratch: Path, se
                 files = write_url_files(scratch, listed)
             drive_modes(result, server, files, settings)
             load_pages(result, server, paths, settings)
-            drive_while_changing(result, server, posts, paths, settings)
+            if not settings.startup:
+                drive_while_changing(result, server, posts, paths, settings)
             result.new_post_ms = new_post_latency(server, posts, settings.trials)
-            if name == QUIRE:
+            if name == QUIRE and not settings.startup:
                 save_for_ceiling(server, scratch / "ceiling", paths, listed)
         with serve("wsgi:app", env, port=port, root=root) as server:  # a restart, as after a deploy
             result.restart = server.cold_start
@@ -367,6 +372,8 @@ def run_size(size: int, settings: Settings) -> list[Result]:
             results.append(old)
         quire, quire_paths, files = bench_quire(QUIRE, ROOT, size, posts, scratch, settings, files)
         results.append(quire)
+        if settings.startup:
+            return results
         if size <= BASELINE_MAX_POSTS:
             results.append(bench_app(BASELINE, size, "bench.baseline_app:app", {"BENCH_POSTS_DIR": str(posts)},
                                      baseline_paths(quire_paths, generated), settings, posts))
@@ -429,10 +436,14 @@ def report(results: list[Result], settings: Settings, context: str) -> str:
         if result.app != BASELINE:
             for mode in MODES:
                 load = result.modes.get(mode)
+                if load is None and mode not in result.load_failures:
+                    continue  # not measured (--startup)
                 mode_rows.append([size, result.app, mode, *_load_cells(load, result.load_failures.get(mode, "")),
                                   ratio(load, result.size, "modes", mode) if result.app != CEILING else ""])
         for page in CHANGING_PAGES if result.app in (QUIRE, OLD) else ():
             load = result.changing.get(page)
+            if load is None and f"{page} while changing" not in result.load_failures:
+                continue
             changing_rows.append([size, result.app, page,
                                   *_load_cells(load, result.load_failures.get(f"{page} while changing", "")),
                                   ratio(load, result.size, "loads", page)])
@@ -516,6 +527,9 @@ def main() -> int:
                         help="another checkout of Quire (e.g. `git worktree add DIR COMMIT`) measured beside this one")
     parser.add_argument("--posts-cache", type=Path, metavar="DIR",
                         help="keep the generated posts in DIR and reuse them next time (100,000 take minutes)")
+    parser.add_argument("--startup", action="store_true",
+                        help="start-up, memory and new posts only: Quire (and --old) alone, the crawl and hot pages "
+                             "but no Zipf readers, edits, baseline or ceiling")
     parser.add_argument("--seconds", type=float, help="wrk's duration per page (default 10; 2 with --short)")
     parser.add_argument("--trials", type=int, help="new posts timed on Quire (default 20; 5 with --short)")
     arguments = parser.parse_args()
@@ -525,7 +539,8 @@ def main() -> int:
                         seconds=arguments.seconds or (2 if arguments.short else 10), trials=trials,
                         # The baseline re-reads the folder on every request, so its trials are few and slow.
                         baseline_trials=min(trials, 5), old=arguments.old and arguments.old.resolve(),
-                        posts_cache=arguments.posts_cache and arguments.posts_cache.resolve())
+                        posts_cache=arguments.posts_cache and arguments.posts_cache.resolve(),
+                        startup=arguments.startup)
     context = describe(settings)
     started = time.perf_counter()
     results: list[Result] = []

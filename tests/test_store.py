@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,32 @@ def test_file_growing_while_read_keeps_the_last_good_version(make_app: AppFactor
     os.utime(path, ns=(6, 6))
     store.refresh()
     assert store.snapshot.posts[0].body.strip() == "Complete and longer."
+
+
+def _swap(posts_dir: Path) -> None:
+    first, second = posts_dir / "2020-01-01-one.md", posts_dir / "2020-01-02-two.md"
+    first.rename(posts_dir / "swap")
+    second.rename(first)
+    (posts_dir / "swap").rename(second)
+
+
+@pytest.mark.parametrize("change", [
+    lambda posts_dir: (posts_dir / "2020-01-01-one.md").write_text("---\ntitle: One, edited\n---\nNew\n", "utf-8"),
+    lambda posts_dir: (posts_dir / "2020-01-03-three.md").write_text("---\ntitle: Three\n---\nAdded\n", "utf-8"),
+    lambda posts_dir: (posts_dir / "2020-01-02-two.md").unlink(),
+    lambda posts_dir: (posts_dir / "2020-01-02-two.md").rename(posts_dir / "2020-01-05-moved.md"),
+    _swap,
+], ids=["edited", "added", "removed", "renamed", "swapped"])
+def test_rescan_finds_what_a_fresh_load_finds(make_app: AppFactory, write_post: WritePost, posts_dir: Path,
+                                              change: Callable[[Path], object]) -> None:
+    write_post("2020-01-01-one.md", "First.", title="One")
+    write_post("2020-01-02-two.md", "Second.", title="Two")
+    store = make_app().extensions["quire"]
+    generation = store.generation
+    assert store.refresh() is False and store.generation == generation  # nothing changed: nothing published
+    change(posts_dir)
+    assert store.refresh() is True
+    fresh = make_app().extensions["quire"]
+    assert [(post.url, post.title) for post in store.snapshot.posts] == [
+        (post.url, post.title) for post in fresh.snapshot.posts]
+    assert store.refresh() is False

@@ -188,6 +188,9 @@ class PostStore:
             pages.reads_folder, pages.reads_post = self.jekyll.reads_folder, self.jekyll.reads_post
         self.clock = clock
         self._files: dict[str, _FileState] = {}
+        # What a rescan would list if nothing changed: the XOR of every file's _listed(relative, key). A
+        # rescan that finds the same answers at once, without visiting any file's state (see refresh).
+        self._listing = 0
         self._lock = threading.RLock()
         self._generation = 0
         self.listeners: list[Any] = []
@@ -419,13 +422,17 @@ class PostStore:
             versions: dict[str, tuple[Post | None, Post | None]] | None = None  # a few files: before and after
             if relatives is None:
                 listed = list(self.pages.walk())
-                described: list[_Description | None] = [None] * len(listed)
-                if not self._files and not quiet:  # the first load (a watcher's rescan must keep the quiet rule)
-                    described = self._describe_all(listed)
-                for (relative, status), description in zip(listed, described):
-                    changed |= self._update(relative, status, description)
-                for gone in set(self._files) - {relative for relative, _ in listed}:
-                    changed |= self._forget(gone)
+                # Nothing changed is the usual answer of a worker's catch-up and of every safety rescan, and is
+                # known without visiting each file's state: that would touch every post's objects (their
+                # reference counts), and with them every memory page a forked worker shares with gunicorn's master.
+                if not (self._files and len(listed) == len(self._files) and _listing(listed) == self._listing):
+                    described: list[_Description | None] = [None] * len(listed)
+                    if not self._files and not quiet:  # the first load (a watcher's rescan must keep the quiet rule)
+                        described = self._describe_all(listed)
+                    for (relative, status), description in zip(listed, described):
+                        changed |= self._update(relative, status, description)
+                    for gone in set(self._files) - {relative for relative, _ in listed}:
+                        changed |= self._forget(gone)
             else:
                 extensions = tuple(self.pages.config("extension"))
                 versions = {}
@@ -481,8 +488,10 @@ class PostStore:
 
     def _forget(self, relative: str) -> bool:
         self._render_failed.pop(relative, None)
-        if self._files.pop(relative, None) is None:
+        state = self._files.pop(relative, None)
+        if state is None:
             return False
+        self._listing ^= _listed(relative, state.key)
         if self.speaks():
             log.info("%s: removed", relative)
         return True
@@ -513,6 +522,7 @@ class PostStore:
             for problem in problems:
                 (log.error if problem.severity == "error" else log.warning)("%s", problem)
         self._files[relative] = state
+        self._listing ^= _listed(relative, key) ^ (_listed(relative, previous.key) if previous is not None else 0)
         return True
 
     def _describe(self, relative: str) -> _Description:
@@ -909,6 +919,19 @@ class _Patch:
         """Return the new mapping: layered over the old one, or one dictionary once the changes pile up."""
         layered = Layered(self.base, self.changes)
         return dict(layered) if len(self.changes) > LAYERED_CHANGES else layered
+
+
+def _listed(relative: str, key: FileKey) -> int:
+    """Return one file's share of PostStore._listing: a hash of its path and (mtime, size, inode, ctime)."""
+    return hash((relative, key))
+
+
+def _listing(listed: Iterable[tuple[str, os.stat_result]]) -> int:
+    """Return the PostStore._listing a store holding exactly these files, as they are now, would have."""
+    found = 0
+    for relative, status in listed:
+        found ^= _listed(relative, key_of(status))
+    return found
 
 
 def _redirecting(post: Post) -> bool:
