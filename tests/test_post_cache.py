@@ -117,9 +117,11 @@ def test_a_cache_written_under_another_fingerprint_is_not_used(make_app: AppFact
     start(make_app, cache_dir)
     path = cache_file(cache_dir)
     saved = pickle.loads(path.read_bytes())
-    for _, description in saved["entries"].values():  # what other code or settings might have made of the posts
+    for relative, (key, description) in saved["entries"].items():  # what other code or settings might make of them
         if description.meta is not None:
-            description.fields["title"] = "From elsewhere"
+            fields = tuple("From elsewhere" if value == description.meta["title"] else value
+                           for value in description.fields)
+            saved["entries"][relative] = (key, description._replace(fields=fields))
     saved["fingerprint"] = "other code or settings"
     path.write_bytes(pickle.dumps(saved))
     reads.clear()

@@ -26,7 +26,7 @@ from blog.content.parallel import may_fork, reap
 
 log = logging.getLogger("quire.content")
 
-FORMAT = 2  # 2: descriptions without bodies
+FORMAT = 3  # 2: descriptions without bodies; 3: descriptions as tuples
 ABANDONED_SECONDS = 3600.0  # no writer takes this long, so its temporary file was left by a killed one
 CacheKey = tuple[int, int, int, int]
 _CODE = Path(__file__).resolve().parent

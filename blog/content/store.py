@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
@@ -134,16 +134,23 @@ class Snapshot:
         return newer, older
 
 
-@dataclass(frozen=True)
-class _Description:
+# The Post fields a description gives, in the order of _Description.fields; the store adds the rest.
+_FIELDS = ("source", "url", "slug", "title", "date", "updated", "dated", "author", "categories", "tags", "cover",
+           "layout", "published", "draft", "words", "sort_key", "stem", "digest", "links", "kind", "nav")
+_FIELD_DEFAULTS = {"kind": "post", "nav": None}
+
+
+class _Description(NamedTuple):
     """What reading one file gave: the parts of its Post that are plain data (picklable), and its problems.
 
     No body: it is read again from the file when rendered, so neither the forked loaders' pipes nor the
-    post cache carry 100,000 bodies.
+    post cache carry 100,000 bodies. Tuples rather than objects and dictionaries: 100,000 of them are
+    unpickled at each start, and every container unpickled and dropped leaves a hole in the memory that
+    gunicorn's workers share with the master, which their first allocations then copy.
     """
 
     meta: dict[str, Any] | None = None  # the front matter (over the site's defaults); None: the file gave no post
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: tuple[Any, ...] = ()  # the values of _FIELDS, in that order
     problems: tuple[Problem, ...] = ()
     refused: bool = False  # the body is never handed to Markdown (see markup.pathological)
     lasting: bool = True  # follows from the file's content alone, so it may be cached (a read error may not)
@@ -151,7 +158,7 @@ class _Description:
     body: tuple[str, int] | None = None  # (body, first line), kept only when there is no render cache
 
 
-@dataclass
+@dataclass(slots=True)  # one per file: no __dict__ each
 class _FileState:
     key: FileKey
     post: Post | None
@@ -421,11 +428,12 @@ class PostStore:
             self._quiet = quiet
             versions: dict[str, tuple[Post | None, Post | None]] | None = None  # a few files: before and after
             if relatives is None:
-                listed = list(self.pages.walk())
                 # Nothing changed is the usual answer of a worker's catch-up and of every safety rescan, and is
                 # known without visiting each file's state: that would touch every post's objects (their
-                # reference counts), and with them every memory page a forked worker shares with gunicorn's master.
-                if not (self._files and len(listed) == len(self._files) and _listing(listed) == self._listing):
+                # reference counts), and with them every memory page a forked worker shares with gunicorn's
+                # master. Nor is the listing held (100,000 stat results): it is walked again if it differs.
+                if not (self._files and _listing(self.pages.walk(ordered=False)) == (len(self._files), self._listing)):
+                    listed = list(self.pages.walk())
                     described: list[_Description | None] = [None] * len(listed)
                     if not self._files and not quiet:  # the first load (a watcher's rescan must keep the quiet rule)
                         described = self._describe_all(listed)
@@ -547,12 +555,13 @@ class PostStore:
         if description.meta is None:
             return None, description.problems
         problems = description.problems
-        cover = description.fields["cover"]
+        values = dict(zip(_FIELDS, description.fields))
+        cover = values["cover"]
         cover_missing = bool(cover) and self._cover_missing(cover)  # looked at each time: static/ changes on its own
         if cover_missing:
             problems += (Problem(relative, "warning", "missing-cover", f"cover {cover!r} does not exist under static/",
                                  description.cover_line),)
-        post = Post(**description.fields, cover_missing=cover_missing, meta=description.meta, store=self,
+        post = Post(**values, cover_missing=cover_missing, meta=description.meta, store=self,
                     kept=description.body)
         if description.refused:
             self._render_failed[relative] = post  # never handed to Markdown
@@ -642,7 +651,8 @@ class PostStore:
         # Without a render cache, a broken edit could only show the last good version from a body kept here.
         kept = None if self.rendered else (source.body, source.body_line)
         cover_line = _key_line(source, "cover", "image") if fields["cover"] else None
-        return _Description(meta, fields, tuple(problems), refused is not None, cover_line=cover_line, body=kept)
+        values = tuple(fields[name] if name in fields else _FIELD_DEFAULTS[name] for name in _FIELDS)
+        return _Description(meta, values, tuple(problems), refused is not None, cover_line=cover_line, body=kept)
 
     def _describe_page(self, relative: str, source: Source, status: os.stat_result, digest: str) -> _Description:
         """Work out a page: served at its path or ``permalink``, undated, and never in listings or feeds."""
@@ -926,12 +936,13 @@ def _listed(relative: str, key: FileKey) -> int:
     return hash((relative, key))
 
 
-def _listing(listed: Iterable[tuple[str, os.stat_result]]) -> int:
-    """Return the PostStore._listing a store holding exactly these files, as they are now, would have."""
-    found = 0
+def _listing(listed: Iterable[tuple[str, os.stat_result]]) -> tuple[int, int]:
+    """Return how many files there are and the PostStore._listing a store holding exactly them would have."""
+    count = found = 0
     for relative, status in listed:
         found ^= _listed(relative, key_of(status))
-    return found
+        count += 1
+    return count, found
 
 
 def _redirecting(post: Post) -> bool:
