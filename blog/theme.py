@@ -25,6 +25,13 @@ BUILT_IN_NAV = {
     "archive": ("Archive", "posts.archive"),
 }
 DEFAULT_NAV = ("home", "categories", "tags", "archive", "pages")
+# The views under each built-in entry: on one of them, the entry is the section being shown (aria-current="true").
+BUILT_IN_SECTIONS = {
+    "home": frozenset({"posts.index"}),
+    "categories": frozenset({"posts.categories", "posts.category"}),
+    "tags": frozenset({"posts.tags", "posts.tag"}),
+    "archive": frozenset({"posts.archive", "posts.archive_by_year"}),
+}
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class NavItem:
     title: str
     url: str
     current: bool  # the page being shown: marked aria-current="page"
+    section: bool = False  # not the page shown but the part of the site holding it (a tag under Tags): "true"
 
 
 @dataclass(frozen=True)
@@ -81,16 +89,22 @@ def navigation() -> list[NavItem]:
     items: list[NavItem] = []
     for entry in site_info().nav:
         if isinstance(entry, Link):
-            items.append(NavItem(entry.title, entry.url, entry.url == here))
+            items.append(NavItem(entry.title, entry.url, entry.url == here, _under(here, entry.url)))
         elif entry == "pages":
             for page in current_app.extensions["quire.site"].page_index.nav:
                 url = url_for("posts.detail", url=page.url[1:])
-                items.append(NavItem(page.title, url, url == here))
+                items.append(NavItem(page.title, url, url == here, _under(here, url)))
         else:
             title, endpoint = BUILT_IN_NAV[entry]
             url = url_for(endpoint)
-            items.append(NavItem(title, url, url == here))
+            items.append(NavItem(title, url, url == here, url != here and request.endpoint in BUILT_IN_SECTIONS[entry]))
     return items
+
+
+def _under(here: str, url: str) -> bool:
+    """Tell whether the path ``here`` lies below the site folder ``url`` (/projects/quire/ below /projects/)."""
+    return url.startswith("/") and url.endswith("/") and here != url and here.startswith(url) and \
+        url != url_for("posts.index")  # the home page holds every path: only its listing's pages are its section
 
 
 class ThemedFlask(Flask):

@@ -43,6 +43,7 @@ def site(make_app: AppFactory, write_post: WritePost, write_page: WritePost) -> 
     write_post("2024-01-02-second.md", "More about otters.", title="Second", tags=["otters"])
     write_page("about.md", "Who writes about otters here.", title="About us", nav=2)
     write_page("projects/index.md", "Things I made.", title="Projects", nav=1)
+    write_page("projects/quire.md", "A blog server.", title="Quire")
     write_page("colophon.md", "Set in system fonts; otters throughout.", title="Colophon")
     write_page("elsewhere.md", "Moved.", title="Moved page", permalink="/somewhere/else/")
     return make_app().test_client()
@@ -76,6 +77,20 @@ def test_pages_with_nav_join_the_menu_in_their_order_and_the_current_one_is_mark
                           ("About us", "/about/", False)]
     assert [current for *_, current in menu(site, "/about/")] == [False, False, False, False, False, True]
     assert not any(current for *_, current in menu(site, "/posts/hello/"))
+
+
+def test_the_section_holding_the_page_shown_is_marked_too(site: FlaskClient) -> None:
+    def marks(path: str) -> dict[str, str]:
+        links = soup(site, path).select("header nav[aria-label=Site] a")
+        return {link.text: link["aria-current"] for link in links if link.has_attr("aria-current")}
+
+    assert marks("/tag/otters/") == {"Tags": "true"}
+    assert marks("/tags/") == {"Tags": "page"}
+    assert marks("/category/notes/") == {"Categories": "true"}
+    assert marks("/archive/2024/") == {"Archive": "true"}
+    assert marks("/projects/quire/") == {"Projects": "true"}  # below a page of the menu: not Home's, though under /
+    assert marks("/projects/") == {"Projects": "page"}
+    assert marks("/posts/hello/") == {}
 
 
 def test_pages_are_in_the_sitemap_and_search(site: FlaskClient) -> None:
