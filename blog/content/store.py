@@ -434,11 +434,12 @@ class PostStore:
                 # master. Nor is the listing held (100,000 stat results): it is walked again if it differs.
                 if not (self._files and _listing(self.pages.walk(ordered=False)) == (len(self._files), self._listing)):
                     listed = list(self.pages.walk())
-                    described: list[_Description | None] = [None] * len(listed)
                     if not self._files and not quiet:  # the first load (a watcher's rescan must keep the quiet rule)
-                        described = self._describe_all(listed)
-                    for (relative, status), description in zip(listed, described):
-                        changed |= self._update(relative, status, description)
+                        for (_, status), (relative, key, description) in zip(listed, self._describe_all(listed)):
+                            changed |= self._update(relative, status, description, key)
+                    else:
+                        for relative, status in listed:
+                            changed |= self._update(relative, status)
                     for gone in set(self._files) - {relative for relative, _ in listed}:
                         changed |= self._forget(gone)
             else:
@@ -463,23 +464,33 @@ class PostStore:
                 self._render_into_cache(post)
         return changed
 
-    def _describe_all(self, listed: list[tuple[str, os.stat_result]]) -> list[_Description]:
-        """Describe every listed file: from the cache when it is unchanged, else read on all cores."""
+    def _describe_all(self, listed: list[tuple[str, os.stat_result]]) -> list[tuple[str, FileKey, _Description]]:
+        """Describe every listed file: from the cache when it is unchanged, else read on all cores.
+
+        Return (path, key, description) for each. A cached file's path and key are the cache's own objects,
+        which its post keeps anyway, so the listing's copies are all dropped together, leaving no holes among
+        the posts' memory for a forked worker's first allocations to copy.
+        """
         cached = self.cache.load() if self.cache else {}
-        keys = [key_of(status) for _, status in listed]
-        described: list[_Description | None] = []
+        described: list[tuple[str, FileKey, _Description | None]] = []
         missing: list[int] = []
-        for index, ((relative, _), key) in enumerate(zip(listed, keys)):
+        for index, (relative, status) in enumerate(listed):
+            key = key_of(status)
             entry = cached.get(relative)
-            described.append(entry[1] if entry is not None and entry[0] == key else None)
-            if described[-1] is None:
+            if entry is not None and entry[0] == key:
+                description = entry[1]
+                described.append((description.fields[0] if description.fields else relative, entry[0], description))
+            else:
+                described.append((relative, key, None))
                 missing.append(index)
         for index, description in zip(missing, forked_map(self._describe, [listed[index][0] for index in missing])):
-            described[index] = description
+            described[index] = (*described[index][:2], description)
         if self.cache and (missing or len(cached) != len(listed)):
-            self.cache.save({relative: (key, description) for (relative, _), key, description
-                             in zip(listed, keys, described) if description is not None and description.lasting})
-        return described  # type: ignore[return-value] - every slot is filled by now
+            # Keyed by the post's own source, so that the cache holds the path once.
+            self.cache.save({description.fields[0] if description.fields else relative: (key, description)
+                             for relative, key, description in described
+                             if description is not None and description.lasting})
+        return described  # type: ignore[return-value] - every description is filled in by now
 
     def _refresh_one(self, relative: str, extensions: tuple[str, ...]) -> bool:
         parts = relative.split("/")
@@ -510,8 +521,9 @@ class PostStore:
             unsettled, self._unsettled = self._unsettled, set()
             return unsettled
 
-    def _update(self, relative: str, status: os.stat_result, description: _Description | None = None) -> bool:
-        key = key_of(status)  # ctime too: an edit that keeps size and mtime is still noticed
+    def _update(self, relative: str, status: os.stat_result, description: _Description | None = None,
+                key: FileKey | None = None) -> bool:
+        key = key or key_of(status)  # ctime too: an edit that keeps size and mtime is still noticed
         previous = self._files.get(relative)
         if previous is not None and previous.key == key:
             return False
