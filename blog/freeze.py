@@ -5,11 +5,17 @@ rendered through the app itself by forked children, each with its own test clien
 list. Each page gets a key: a digest of everything it shows (the posts on it, their neighbours and related
 posts, the code, templates, static files and settings). The manifest of the previous export (``MARKER``,
 inside it) records each page's key, content digest and links; a page whose key is unchanged is not rendered
-again, and a page whose bytes are unchanged is not written again: either way its file is hard-linked from
-the previous export into the new one. The new tree is built beside the target and swapped in with one
-atomic exchange, so a reader of the folder sees the old export or the new one, never half of either.
-Afterwards the links of every page are followed: a linked URL the list missed is rendered too (a redirect,
-say), and a link to nothing is reported.
+again, and a page whose bytes are unchanged is not written again.
+
+The export before the previous one is kept beside the folder as a spare generation (``.NAME.spare``, its
+unchanged files hard links shared with the folder). An export brings the spare up to the new state, writing
+only the files whose bytes differ from what the spare holds and deleting those no longer produced, then
+exchanges it with the folder in one atomic step: a reader of the folder sees the old export or the new one,
+never half of either, and the work grows with the change, not with the site. Without a spare it can trust,
+the new tree is built afresh beside the folder, its unchanged files hard-linked from the previous export.
+Afterwards the links of the pages rendered again are followed and checked (those of every page when the set
+of pages or files changed): a linked URL the list missed is rendered too (a redirect, say), and a link to
+nothing is reported.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import os
 import pickle
 import posixpath
 import re
+import secrets
 import selectors
 import shutil
 import signal
@@ -38,6 +45,7 @@ from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -55,7 +63,9 @@ from blog.theme import static_folders
 from blog.views import RELATED_POSTS
 
 MARKER = ".quire-freeze"  # the manifest; it also marks a folder this command made, which the next export may replace
-FORMAT = 1  # of the manifest: another value means a clean build
+# Of the manifest: another value means a clean build. 2: a header line (read alone to identify a spare), then
+# the body, each page's links as ids into one table of references, the spare's difference from this export.
+FORMAT = 2
 SEEDS = ("/", "/robots.txt", "/sitemap.xml", "/favicon.ico")  # a seed that is missing is a feature this site lacks, not a broken link
 DYNAMIC_ENDPOINTS = frozenset({"search.results", "health.healthz"})  # need a server; a static host cannot answer
 NOT_FOUND_PROBE = "/quire-freeze-missing-page/"
@@ -121,6 +131,7 @@ class Outcome:
     bytes: int = 0
     rendered: bool = False
     related: tuple[str, list[str]] | None = None  # a post page's (related key, related URLs), for the next run
+    encoded: str | None = None  # not rendered again: its references as ids into the previous manifest's table
 
 
 @dataclass(frozen=True)
@@ -138,12 +149,26 @@ class _Previous:
     """The export being replaced: its folder and what its manifest says (nothing, for a clean build)."""
 
     folder: Path | None = None
-    pages: dict[str, list[Any]] = field(default_factory=dict)  # path -> [key, file, digest, size, reference ids]
+    pages: dict[str, list[Any]] = field(default_factory=dict)  # path -> [key, file, digest, size, "id,id,..."]
     statics: dict[str, list[Any]] = field(default_factory=dict)  # file -> [digest, size, source mtime_ns]
     related: dict[str, list[Any]] = field(default_factory=dict)  # post URL -> [related key, related URLs]
     references: list[str] = field(default_factory=list)
     compressed: tuple[str, ...] = ()
     files: frozenset[str] = frozenset()
+    generation: str = ""  # of the tree in the folder
+    shape: str = ""  # digest of the planned paths and their files: when unchanged, so are unchanged pages' links
+    leads: dict[str, list[str]] = field(default_factory=dict)  # path -> the URLs outside the plan it links to
+    broken: dict[str, list[str]] = field(default_factory=dict)  # path -> its links leading nowhere
+    spare: dict[str, Any] | None = None  # {"generation": of the spare, "changed": file -> [digest, size] or None}
+
+
+@dataclass
+class _Spare:
+    """The generation before the previous export, beside it, and the files it holds (digest and size of each)."""
+
+    folder: Path
+    states: dict[str, tuple[str, int]]  # as the manifest says, for the files there
+    files: set[str]  # there, compressed copies included: any the new export lacks goes (an export edited by hand)
 
 
 def freeze(app: Flask, folder: Path, progress: Progress, *, full: bool = False, compress: Iterable[str] = (),
@@ -161,30 +186,43 @@ def freeze(app: Flask, folder: Path, progress: Progress, *, full: bool = False, 
     folder.parent.mkdir(parents=True, exist_ok=True)
     compress = tuple(sorted(set(compress)))
     previous = _Previous() if full else _read_manifest(folder)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    spare = None if full else _open_spare(spare_folder(folder), previous, compress)
+    if spare is not None:
+        root = spare.folder
+        (root / MARKER).unlink()  # until the new manifest is written, the spare is a tree in the making: untrusted
+    else:
+        root = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        exporter = _Exporter(app, staging, previous, compress)
+        exporter = _Exporter(app, root, previous, compress, spare)
         report = exporter.run(progress, processes or usable_cpus(), folder)
+        exporter.prune()
         exporter.write_manifest()
         if previous.folder is None and folder.exists():  # a clean build: everything there goes
             previous.files = frozenset(_relative_files(folder)) - {MARKER}
         report.deleted = len(previous.files - exporter.files)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # the previous export stays as it was
-        raise
-    _swap(staging, folder)
+        if spare is None:
+            shutil.rmtree(root, ignore_errors=True)  # the previous export stays as it was
+        raise  # a spare left without its manifest is built afresh by the next export
+    _swap(root, folder, keep=previous.folder is not None)
     report.seconds = time.perf_counter() - started
     return report
 
 
-class _Exporter:
-    """One export into a staging folder: the plan, the rendering, the statics, the link check and the manifest."""
+def spare_folder(folder: Path) -> Path:
+    """Return where the export before the one in ``folder`` is kept, to be brought up to date by the next one."""
+    return folder.with_name(f".{folder.name}.spare")
 
-    def __init__(self, app: Flask, root: Path, previous: _Previous, compress: tuple[str, ...]):
+
+class _Exporter:
+    """One export into a new tree or the spare: the plan, the rendering, the statics, the link check and the manifest."""
+
+    def __init__(self, app: Flask, root: Path, previous: _Previous, compress: tuple[str, ...], spare: _Spare | None):
         self.app = app
         self.root = root
         self.previous = previous
         self.compress = compress
+        self.spare = spare
         self.base = app.config["BLOG_URL"]
         self.store: PostStore = app.extensions["quire"]
         self.snapshot: Snapshot = self.store.snapshot
@@ -194,6 +232,12 @@ class _Exporter:
         self.report = Report()
         self._environ: dict[str, Any] = EnvironBuilder(path="/").get_environ()
         self._targets: dict[str, str | None] = {}
+        self._endpoints: dict[str, str | None] = {}
+        self.planned: frozenset[str] = frozenset()  # the paths of the plan, and below their files and the statics'
+        self.planned_files: frozenset[str] = frozenset()
+        self.shape = ""
+        self.leads: dict[str, list[str]] = {}
+        self.broken: dict[str, list[str]] = {}
         self._feed: tuple[tuple[str, str], Any] | None = None
         self.site = app.extensions["quire.site"]
         self.store_app = app.extensions["quire.cache"].app  # Flask's own WSGI app, behind the response cache
@@ -278,10 +322,14 @@ class _Exporter:
             with closing(self._parallel(jobs, processes, bar)) as outcomes:  # closed at once if interrupted
                 for outcome in outcomes:
                     self._record(outcome)
-            self._discover(bar)
+            self.planned, self.planned_files = frozenset(self.outcomes), frozenset(self.files)
+            self.shape = _digest([sorted(self.planned), sorted(self.planned_files)])
+            # The same pages at the same files: the links of a page not rendered again lead where they led.
+            same_shape = self.shape == self.previous.shape
+            self._discover(bar, same_shape)
             self._record(self.export(Job(NOT_FOUND_PROBE, None)))  # the page static hosts show for unknown URLs
             bar.update(1)
-        self._check_links()
+        self._check_links(same_shape and self.files == self.previous.files)
         self.report.failed.sort()  # the children finish in any order
         self.report.files = len(self.files)
         return self.report
@@ -332,37 +380,66 @@ class _Exporter:
                 yield self.export(job)
                 bar.update(1)
 
-    def _discover(self, bar: Any) -> None:
-        """Follow every link to a URL not exported yet, as the old crawler did: nothing linked is missed."""
+    def _discover(self, bar: Any, same_shape: bool) -> None:
+        """Follow every link to a URL not exported yet, as the old crawler did: nothing linked is missed.
+
+        With ``same_shape``, a page not rendered again leads where the manifest says it led last time.
+        """
         seen = set(self.outcomes)
         queue: deque[str] = deque()
         for outcome in list(self.outcomes.values()):
-            self._follow(outcome, seen, queue)
+            leads = self.previous.leads.get(outcome.path, []) if same_shape and not outcome.rendered \
+                else self._leads(outcome)
+            self._follow(outcome.path, leads, seen, queue)
         while queue:
             bar.length += 1
             outcome = self.export(Job(queue.popleft(), None))
             self._record(outcome)
             self.report.discovered += 1
-            self._follow(outcome, seen, queue)
+            self._follow(outcome.path, self._leads(outcome), seen, queue)
             bar.update(1)
 
-    def _follow(self, outcome: Outcome, seen: set[str], queue: deque[str]) -> None:
-        for reference in outcome.references:
+    def _leads(self, outcome: Outcome) -> list[str]:
+        """Return the site URLs a page links to that no planned page answers, each once (whatever was seen before)."""
+        found: dict[str, None] = {}
+        for reference in self.links(outcome):
             target = self.target(reference, outcome.path)
-            if target is None or target in seen or target.startswith(("/static/", "/assets/")):
+            if target is None or target in self.planned or target in found or target.startswith(("/static/", "/assets/")):
                 continue
-            seen.add(target)
             try:
-                if _file_name(target) in self.files:  # the same page by another spelling (%C3%A1 and á)
+                if _file_name(target) in self.planned_files:  # the same page by another spelling (%C3%A1 and á)
                     continue
             except ValueError:
                 pass
+            if target not in self._endpoints:
+                try:
+                    self._endpoints[target] = self.app.url_map.bind("localhost").match(target)[0]
+                except HTTPException:
+                    self._endpoints[target] = None
+            if self._endpoints[target] not in DYNAMIC_ENDPOINTS:
+                found[target] = None
+        return list(found)
+
+    def _follow(self, path: str, leads: list[str], seen: set[str], queue: deque[str]) -> None:
+        if leads:
+            self.leads[path] = leads
+        for target in leads:
+            if target in seen:
+                continue
+            seen.add(target)
             try:
-                endpoint, _ = self.app.url_map.bind("localhost").match(target)
-            except HTTPException:
-                endpoint = None
-            if endpoint not in DYNAMIC_ENDPOINTS:
-                queue.append(target)
+                if _file_name(target) in self.files:  # a page discovered already, by another spelling
+                    continue
+            except ValueError:
+                pass
+            queue.append(target)
+
+    def links(self, outcome: Outcome) -> tuple[str, ...]:
+        """Return the references of an exported page, from the previous manifest if it was not rendered again."""
+        if outcome.encoded is None:
+            return outcome.references
+        table = self.previous.references
+        return tuple(table[int(number)] for number in outcome.encoded.split(",")) if outcome.encoded else ()
 
     def target(self, reference: str, page: str) -> str | None:
         """Return ``site_path(reference, page)``, worked out once per reference that does not depend on the page."""
@@ -435,9 +512,8 @@ class _Exporter:
         if key is not None and old is not None and old[0] == key and old[1] is not None:
             kept = self._keep(old[1], old[2], old[3])
             if kept is not None:
-                links = tuple(self.previous.references[index] for index in old[4])
-                return Outcome(job.path, 200, key, old[1], old[2], old[3], links, kept[0], kept[1], kept[2],
-                               related=related_info)
+                return Outcome(job.path, 200, key, old[1], old[2], old[3], (), kept[0], kept[1], kept[2],
+                               related=related_info, encoded=old[4])
         response = self.get(job.path) if job.feed is None else self.feed(job.path, job.feed)
         status = response.status
         if status in REDIRECTS:
@@ -474,47 +550,91 @@ class _Exporter:
         return self._write(name, body)
 
     def _keep(self, name: str, digest: str, size: int, body: bytes | None = None) -> tuple[int, int, int] | None:
-        """Hard-link ``name`` (and its compressed copies) from the previous export; None if it is not there as recorded."""
+        """Keep ``name`` (and its compressed copies) as the previous export has it; None if it is not there as recorded.
+
+        In the spare, a file it holds as the previous export does stays as it is; any other is hard-linked
+        from the previous export.
+        """
         folder = self.previous.folder
         if folder is None:
             return None
         source = folder / name
-        try:
-            if source.stat().st_size != size:  # changed by hand since: write it again
+        target = self.root / name
+        held = self.spare is not None and self.spare.states.get(name) == (digest, size) and _size(target) == size
+        if not held:
+            if _size(source) != size:  # changed by hand since: write it again
                 return None
-            target = self.root / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(source, target)
-        except OSError:
-            return None
-        written = linked = size_written = 0
-        linked += 1
+            try:
+                self._link(source, target)
+            except OSError:
+                return None
+        written = size_written = 0
+        linked = 1
         if _compressible(name):
             for suffix in self.compress:
+                copy = f"{name}.{suffix}"
+                if held and _size(self.root / copy) is not None:
+                    linked += 1
+                    continue
                 try:
                     if suffix not in self.previous.compressed:
                         raise FileNotFoundError
-                    os.link(folder / f"{name}.{suffix}", self.root / f"{name}.{suffix}")
+                    self._link(folder / copy, self.root / copy)
                     linked += 1
                 except OSError:
                     data = _compressed(body if body is not None else source.read_bytes(), suffix)
-                    (self.root / f"{name}.{suffix}").write_bytes(data)
+                    self._put(self.root / copy, data)
                     written += 1
                     size_written += len(data)
         return written, linked, size_written
 
     def _write(self, name: str, body: bytes) -> tuple[int, int, int]:
-        target = self.root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(body)
+        self._put(self.root / name, body)
         written, size = 1, len(body)
         if _compressible(name):
             for suffix in self.compress:
                 data = _compressed(body, suffix)
-                (self.root / f"{name}.{suffix}").write_bytes(data)
+                self._put(self.root / f"{name}.{suffix}", data)
                 written += 1
                 size += len(data)
         return written, 0, size
+
+    def _link(self, source: Path, target: Path) -> None:
+        """Hard-link ``source`` at ``target``; in the spare, by a rename over the file there."""
+        if self.spare is None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, target)
+            return
+        temporary = self._make_room(target)
+        os.link(source, temporary)
+        os.replace(temporary, target)
+
+    def _put(self, target: Path, data: bytes) -> None:
+        """Write ``data`` at ``target``; in the spare, never into the file there, which the live export may share."""
+        if self.spare is None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            return
+        temporary = self._make_room(target)
+        temporary.write_bytes(data)
+        os.replace(temporary, target)
+
+    def _make_room(self, target: Path) -> Path:
+        """Clear the spare's way to ``target`` and return a temporary name beside it, to be renamed over it.
+
+        A file where the new export needs a folder, or a folder where it needs a file, is stale: it goes.
+        """
+        parent = self.root
+        for part in target.relative_to(self.root).parts[:-1]:
+            parent = parent / part
+            if parent.is_symlink() or parent.exists() and not parent.is_dir():
+                parent.unlink()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temporary.unlink(missing_ok=True)
+        return temporary
 
     # Static files -------------------------------------------------------------------------------------
 
@@ -558,40 +678,88 @@ class _Exporter:
 
     # Links and manifest -------------------------------------------------------------------------------
 
-    def _check_links(self) -> None:
-        """Report every link in an exported page or feed that resolves to no file of the export."""
+    def _check_links(self, same_files: bool) -> None:
+        """Report every link in an exported page or feed that resolves to no file of the export.
+
+        With ``same_files`` (the same pages at the same files as last time), a page not rendered again has the
+        broken links the manifest says it had.
+        """
         resolved: dict[str, bool] = {}
         for outcome in sorted(self.outcomes.values(), key=lambda outcome: outcome.file or ""):
             if outcome.file is None or outcome.file == "404.html":  # the 404 page is shown at any depth
                 continue
-            for reference in outcome.references:
-                target = self.target(reference, outcome.path)
-                if target is None:
-                    continue
-                found = resolved.get(target)
-                if found is None:
-                    try:
-                        found = resolved[target] = _file_name(target) in self.files
-                    except ValueError:
-                        found = resolved[target] = False
-                if not found:
-                    self.report.broken.append((outcome.file, reference))
+            if same_files and not outcome.rendered:
+                broken = self.previous.broken.get(outcome.path, [])
+            else:
+                broken = [reference for reference in self.links(outcome) if not self._resolves(reference, outcome.path, resolved)]
+            if broken:
+                self.broken[outcome.path] = broken
+                self.report.broken += [(outcome.file, reference) for reference in broken]
+
+    def _resolves(self, reference: str, page: str, resolved: dict[str, bool]) -> bool:
+        target = self.target(reference, page)
+        if target is None:
+            return True
+        found = resolved.get(target)
+        if found is None:
+            try:
+                found = resolved[target] = _file_name(target) in self.files
+            except ValueError:
+                found = resolved[target] = False
+        return found
+
+    def prune(self) -> None:
+        """Delete from the spare the files the new export no longer has, and the folders they leave empty."""
+        if self.spare is None:
+            return
+        for name in self.spare.files - self.files:
+            target = self.root / name
+            try:
+                target.unlink()
+            except (FileNotFoundError, NotADirectoryError):  # gone already, with a folder a file took the place of
+                continue
+            for parent in target.parents:
+                if parent == self.root:
+                    break
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
 
     def write_manifest(self) -> None:
-        """Write what this export holds, for the next one to compare against."""
-        table: dict[str, int] = {}
+        """Write what this export holds, for the next one to compare against, and how the spare will differ."""
+        reused = any(outcome.encoded is not None for outcome in self.outcomes.values())
+        # The table of references grows by the new ones; it starts afresh when every page was rendered again.
+        references = list(self.previous.references) if reused else []
+        table: dict[str, int] = {reference: number for number, reference in enumerate(references)} if reused else {}
         pages = {}
         related_posts = {}
         for path, outcome in self.outcomes.items():
             if outcome.file is not None:
-                pages[path] = [outcome.key, outcome.file, outcome.digest, outcome.size,
-                               [table.setdefault(reference, len(table)) for reference in outcome.references]]
+                encoded = outcome.encoded
+                if encoded is None:
+                    numbers = []
+                    for reference in outcome.references:
+                        number = table.get(reference)
+                        if number is None:
+                            number = table[reference] = len(references)
+                            references.append(reference)
+                        numbers.append(number)
+                    encoded = ",".join(map(str, numbers))
+                pages[path] = [outcome.key, outcome.file, outcome.digest, outcome.size, encoded]
             if outcome.related is not None:
                 related_posts[path] = list(outcome.related)
-        manifest = {"about": "Written by `blog freeze`; the next export compares against it and replaces this folder.",
-                    "format": FORMAT, "compressed": list(self.compress), "pages": pages, "statics": self.statics,
-                    "related": related_posts, "references": list(table)}
-        (self.root / MARKER).write_text(json.dumps(manifest, separators=(",", ":"), ensure_ascii=False), encoding="utf-8")
+        spare = None
+        if self.previous.folder is not None:  # the previous export becomes the spare: what differs from this one
+            now, before = _states(pages, self.statics), _states(self.previous.pages, self.previous.statics)
+            spare = {"generation": self.previous.generation,
+                     "changed": {name: before.get(name) for name in now.keys() | before.keys() if now.get(name) != before.get(name)}}
+        header = {"format": FORMAT, "about": "Written by `blog freeze`; the next export compares against it.",
+                  "generation": secrets.token_hex(8), "compressed": list(self.compress)}
+        body = {"pages": pages, "statics": self.statics, "related": related_posts, "references": references,
+                "shape": self.shape, "leads": self.leads, "broken": self.broken, "spare": spare}
+        (self.root / MARKER).write_text("\n".join(json.dumps(part, separators=(",", ":"), ensure_ascii=False)
+                                                  for part in (header, body)) + "\n", encoding="utf-8")
 
 
 class _Child:
@@ -794,17 +962,65 @@ def _fingerprint(app: Flask) -> str:
 def _read_manifest(folder: Path) -> _Previous:
     """Return what the previous export's manifest says, or a clean slate when there is none it can trust."""
     try:
-        manifest = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        with open(folder / MARKER, encoding="utf-8") as manifest:
+            header, body = json.loads(manifest.readline()), json.loads(manifest.readline())
+        if header.get("format") != FORMAT:
+            return _Previous()
+        previous = _Previous(folder, body["pages"], body["statics"], body["related"], body["references"],
+                             tuple(header["compressed"]), generation=header["generation"], shape=body["shape"],
+                             leads=body["leads"], broken=body["broken"], spare=body["spare"])
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return _Previous()
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        return _Previous()
-    previous = _Previous(folder, manifest["pages"], manifest["statics"], manifest["related"], manifest["references"],
-                         tuple(manifest["compressed"]))
     files = {entry[1] for entry in previous.pages.values()} | set(previous.statics)
     files |= {f"{name}.{suffix}" for name in files if _compressible(name) for suffix in previous.compressed}
     previous.files = frozenset(files)
     return previous
+
+
+def _open_spare(folder: Path, previous: _Previous, compress: tuple[str, ...]) -> _Spare | None:
+    """Return the spare beside the export if it is the generation the manifest says, with the same compression.
+
+    Its header alone is read; what it holds is the previous export but for the files the manifest lists as
+    changed, and its folders are listed (tenths of a second at 10,000 posts), since files may have been added
+    or deleted by hand in the folder it was. Anything else (no spare, a damaged one, one from another format
+    or export) is not used.
+    """
+    recorded = previous.spare
+    if previous.folder is None or not isinstance(recorded, dict):
+        return None
+    try:
+        with open(folder / MARKER, encoding="utf-8") as manifest:
+            header = json.loads(manifest.readline())
+        if header.get("format") != FORMAT or header.get("generation") != recorded["generation"] \
+                or tuple(header.get("compressed", ())) != compress:
+            return None
+        states = _states(previous.pages, previous.statics)
+        for name, state in recorded["changed"].items():
+            if state is None:
+                states.pop(name, None)
+            else:
+                states[name] = (state[0], state[1])
+        files = set(_relative_files(folder))
+    except (OSError, ValueError, AttributeError, KeyError, TypeError, IndexError):
+        return None
+    files.discard(MARKER)
+    return _Spare(folder, {name: state for name, state in states.items() if name in files}, files)
+
+
+def _states(pages: dict[str, list[Any]], statics: dict[str, list[Any]]) -> dict[str, tuple[str, int]]:
+    """Return (digest, size) of every file a manifest lists, compressed copies aside."""
+    states = {entry[1]: (entry[2], entry[3]) for entry in pages.values()}
+    states.update((name, (entry[0], entry[1])) for name, entry in statics.items())
+    return states
+
+
+def _size(path: Path) -> int | None:
+    """Return the size of the regular file at ``path``; None if there is none (a symlink counts as none)."""
+    try:
+        status = os.lstat(path)
+    except OSError:
+        return None
+    return status.st_size if S_ISREG(status.st_mode) else None
 
 
 def _digest(parts: Iterable[Any]) -> str:
@@ -833,9 +1049,16 @@ def _redirect_page(target: str) -> bytes:
 
 
 def _relative_files(root: Path) -> Iterator[str]:
-    for folder, _, names in os.walk(root):
-        for name in names:
-            yield (Path(folder) / name).relative_to(root).as_posix()
+    """Yield the path of every file under ``root`` (symlinks too, never followed), relative to it."""
+    stack = [("", os.fspath(root))]
+    while stack:
+        prefix, folder = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((f"{prefix}{entry.name}/", entry.path))
+                else:
+                    yield prefix + entry.name
 
 
 # The swap ------------------------------------------------------------------------------------------------
@@ -844,18 +1067,27 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-def _swap(staging: Path, folder: Path) -> None:
-    """Put ``staging`` at ``folder`` in one step; the previous export (if any) is deleted afterwards."""
+def _swap(tree: Path, folder: Path, *, keep: bool) -> None:
+    """Put ``tree`` at ``folder`` in one step; the previous export becomes the spare if ``keep``, else it goes."""
+    spare = spare_folder(folder)
+    if spare.exists() and spare != tree:  # stale: the manifest now in ``tree`` does not describe it
+        aside = spare.with_name(f"{spare.name}.{os.getpid()}.old")
+        os.rename(spare, aside)
+        remove_later(aside)
     if not folder.exists():
-        os.rename(staging, folder)
+        os.rename(tree, folder)
         return
-    if _exchange(staging, folder):
-        remove_later(staging)  # now the previous export
-        return
-    aside = staging.with_name(staging.name + ".previous")  # no atomic exchange here: a moment with neither
-    os.rename(folder, aside)
-    os.rename(staging, folder)
-    remove_later(aside)
+    if _exchange(tree, folder):
+        old = tree
+    else:
+        old = tree.with_name(tree.name + ".previous")  # no atomic exchange here: a moment with neither
+        os.rename(folder, old)
+        os.rename(tree, folder)
+    if keep:
+        if old != spare:
+            os.rename(old, spare)
+    else:
+        remove_later(old)
 
 
 def remove_later(folder: Path) -> None:

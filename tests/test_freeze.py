@@ -118,7 +118,12 @@ def test_freeze_replaces_its_own_export_but_never_another_folder(site: Flask, tm
     code, output = freeze(site, other)
     assert code == 1 and "not made by blog freeze" in output
     assert [path.name for path in other.iterdir()] == ["keep.txt"]
-    # The previous export is deleted by a detached process once the new one is in place.
+    # The previous export is kept beside the new one, as the spare the next export brings up to date.
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".")) == [".site.spare"]
+    assert freeze(site, out)[0] == 0
+    assert not (out / "stale.html").exists()
+    # --full writes a new tree and deletes the others, by a detached process once the new one is in place.
+    assert exporter.freeze(site, out, progress=lambda total: nullcontext(_Bar(total)), full=True).broken == []
     eventually(lambda: not [path.name for path in tmp_path.iterdir() if path.name.startswith(".")])
 
 
@@ -205,6 +210,102 @@ def test_interrupted_export_leaves_the_previous_one_intact(make_app: AppFactory,
     assert tree(out) == before and (out / exporter.MARKER).read_bytes() == manifest
     assert sorted(path.name for path in tmp_path.iterdir()) == ["posts", "site"]  # no staging folder left behind
     assert "posts/new/index.html" in tree(out) or export(app, out).written  # and the next export goes on
+
+
+def test_an_export_interrupted_while_it_updates_the_spare_leaves_the_folder_intact(
+        make_app: AppFactory, write_post: WritePost, site: Flask, tmp_path: Path, forking: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    out, spare = tmp_path / "site", exporter.spare_folder(tmp_path / "site")
+    export(site, out, processes=2)
+    export(site, out, processes=2)  # now the first export is the spare beside the folder
+    for round_ in range(2):
+        before, manifest = tree(out), (out / exporter.MARKER).read_bytes()
+        write_post("2020-01-03-post-3.md", f"Body three, edit {round_}. [Next](/posts/post-4/)", title="Post 3",
+                   categories=["Notes"], tags=["t0"], author="Ada")
+        write_post(f"2020-03-0{round_ + 1}-new-{round_}.md", "A new post.", title=f"New {round_}")
+        app = make_app(BLOG_PER_PAGE="5")
+        if round_ == 0:  # Ctrl-C while the children bring the spare up to date
+            progress = lambda total: nullcontext(_Bar(total, interrupt_after=5))  # noqa: E731
+            with pytest.raises(KeyboardInterrupt):
+                exporter.freeze(app, out, progress=progress, processes=2)
+        else:  # the spare is up to date and holds its manifest; Ctrl-C before the exchange
+            with monkeypatch.context() as patch:
+                patch.setattr(exporter, "_swap", _interrupt)
+                with pytest.raises(KeyboardInterrupt):
+                    export(app, out, processes=2)
+        assert spare.is_dir()  # it was the spare being updated, and the folder was never written into
+        assert tree(out) == before and (out / exporter.MARKER).read_bytes() == manifest
+        report = export(app, out, processes=2)  # the spare is not trusted: a new tree, and correct
+        assert tree(out) == tree(_full_export(app, tmp_path / "full"))
+        assert report.written == len(_changed(before, tree(out))) and report.deleted == 0
+
+
+def _interrupt(*args: Any, **kwargs: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _full_export(app: Flask, folder: Path) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    export(app, folder, full=True, processes=1)
+    return folder
+
+
+def _changed(before: dict[str, bytes], now: dict[str, bytes]) -> set[str]:
+    return {name for name, body in now.items() if before.get(name) != body}
+
+
+DAMAGES = ("rewritten in place", "replaced", "deleted", "added", "a folder instead", "manifest deleted",
+           "manifest garbled", "another export's manifest", "spare deleted")
+
+
+def _damage(spare: Path, damage: str, number: int) -> None:
+    """Do to the spare what a person (or a disk) might: ``number`` picks the file."""
+    files = sorted(name for name in tree(spare) if not name.startswith("static/"))
+    name = files[number % len(files)]
+    victim = spare / name
+    if damage == "rewritten in place":  # shared with the folder: both change, and the sizes tell
+        victim.write_bytes(victim.read_bytes() + b"<!-- edited by hand -->")
+    elif damage == "replaced":  # an editor's save: a new file renamed over the old one
+        (spare / "new").write_bytes(b"edited by hand")
+        os.replace(spare / "new", victim)
+    elif damage == "deleted":
+        victim.unlink()
+    elif damage == "added":
+        (spare / "stray.html").write_text("a file of nobody's", encoding="utf-8")
+        (spare / "posts" / "stray").mkdir(parents=True, exist_ok=True)
+        (spare / "posts" / "stray" / "index.html").write_text("a page of nobody's", encoding="utf-8")
+    elif damage == "a folder instead":
+        victim.unlink()
+        victim.mkdir()
+        (victim / "index.html").write_text("in the way", encoding="utf-8")
+    elif damage == "manifest deleted":
+        (spare / exporter.MARKER).unlink()
+    elif damage == "manifest garbled":
+        (spare / exporter.MARKER).write_text('{"format": 2, "generation', encoding="utf-8")
+    elif damage == "another export's manifest":
+        shutil.copy(spare.with_name(spare.name.split(".")[1]) / exporter.MARKER, spare / exporter.MARKER)
+    else:
+        shutil.rmtree(spare)
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_spare_damaged_or_edited_by_hand_still_gives_the_full_export(
+        damage: str, make_app: AppFactory, write_post: WritePost, site: Flask, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    export(site, out)
+    export(site, out)
+    _damage(exporter.spare_folder(out), damage, 3)
+    write_post("2020-01-03-post-3.md", "Body three, edited. [Next](/posts/post-4/)", title="Post 3",
+               categories=["Notes"], tags=["t0"], author="Ada")
+    app = make_app(BLOG_PER_PAGE="5")
+    before = tree(out)
+    report = export(app, out)
+    now = tree(out)
+    assert now == tree(_full_export(app, tmp_path / "full"))
+    assert (report.files, report.written, report.deleted) == (len(now), len(_changed(before, now)), 0)
+    assert report.unchanged == len(now) - report.written
+    export(app, out)  # and the spare it leaves is sound
+    assert tree(out) == now
 
 
 def test_full_writes_every_file_again(site: Flask, tmp_path: Path) -> None:
@@ -331,8 +432,11 @@ changes = st.lists(st.tuples(st.sampled_from(["body", "title", "tags", "date", "
 
 
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(changes, min_size=1, max_size=2))
-def test_incremental_export_equals_a_full_export(steps: list[list[Change]], forking: None) -> None:
+@given(steps=st.lists(st.tuples(changes, st.sampled_from((None, None, *DAMAGES)), st.integers(0, 50)),
+                      min_size=2, max_size=4))
+def test_incremental_export_equals_a_full_export(steps: list[tuple[list[Change], str | None, int]],
+                                                 forking: None) -> None:
+    """Several exports in a row, so the spare is brought up to date again and again, damaged now and then."""
     with tempfile.TemporaryDirectory() as temporary:
         root = Path(temporary)
         posts = root / "posts"
@@ -343,13 +447,21 @@ def test_incremental_export_equals_a_full_export(steps: list[list[Change]], fork
                      "BLOG_FEED_ENTRIES": "3"}
         out = root / "incremental"
         export(create_app(settings_), out, processes=2)
-        for step in steps:
-            for kind, number, value in step:
-                _change(posts, kind, number, value)
+        for step, damage, number in steps:
+            for kind, post, value in step:
+                _change(posts, kind, post, value)
+            spare = exporter.spare_folder(out)
+            if damage is not None and spare.exists():
+                _damage(spare, damage, number)
+            before = tree(out)
             incremental = export(create_app(settings_), out, processes=2)
             full = export(create_app(settings_), root / "full", full=True, processes=1)
-            assert tree(out) == tree(root / "full")
+            now = tree(out)
+            assert now == tree(root / "full")
             assert (incremental.broken, incremental.failed) == (full.broken, full.failed)
+            assert (incremental.files, incremental.written) == (len(now), len(_changed(before, now)))
+            assert (incremental.unchanged, incremental.deleted) == (len(now) - incremental.written,
+                                                                    len(set(before) - set(now)))
             shutil.rmtree(root / "full")
 
 
