@@ -1,18 +1,21 @@
 """``blog freeze`` against the crawler it replaced, side by side on the same generated posts.
 
-Run from the checkout: ``.venv/bin/python bench/freeze_bench.py [--sizes 1000 10000]``. For each size: the old
-exporter (the commit before the parallel one, unpacked with ``git archive``) once, since it has no incremental
-mode; then the new one from a clean folder with a cold render cache, again with nothing changed, again after
-one post is edited, and with ``--full`` over a warm render cache (what an export after the server ran costs).
-Each run is a fresh ``flask blog freeze`` process timed by /usr/bin/time (wall seconds, CPU seconds, peak RSS of
-the largest process: its forked children are waited for, so they count). The report is printed and written to
-bench/results/freeze.md.
+Run from the checkout: ``.venv/bin/python bench/freeze_bench.py [--sizes 1000 10000] [--compare main]``. For
+each size: the old crawler (the commit before the parallel exporter, unpacked with ``git archive``) once, since
+it has no incremental mode; then this checkout's exporter from a clean folder with a cold render cache, and
+``--rounds`` times again with nothing changed and again after one post is edited (medians), and with ``--full``
+over a warm render cache (what an export after the server ran costs). With ``--compare REV`` that commit's
+exporter (unpacked the same way) runs beside it on the same posts, alternating, each with its own folder and
+render cache, and the ratios are reported. Each run is a fresh ``flask blog freeze`` process timed by
+/usr/bin/time (wall seconds, CPU seconds, peak RSS of the largest process: its forked children are waited for,
+so they count). The report is printed and written to bench/results/freeze.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import re
 import subprocess
 import sys
@@ -48,8 +51,10 @@ class Run:
 def freeze(checkout: Path, posts: Path, out: Path, cache: Path, label: str, *options: str) -> Run:
     """Run one ``blog freeze`` in ``checkout`` and return its figures."""
     load = os.getloadavg()[0]
+    # A render past its 2 s deadline on a busy machine is marked failed in the render cache, and the pages showing
+    # it are then rendered again by every export: a generous deadline keeps the load out of the incremental figures.
     env = {**os.environ, "BLOG_POSTS_DIR": str(posts), "BLOG_CACHE_DIR": str(cache), "BLOG_WATCH": "off",
-           "BLOG_URL": "https://blog.example.com", "PYTHONPATH": str(checkout)}
+           "BLOG_URL": "https://blog.example.com", "PYTHONPATH": str(checkout), "BLOG_RENDER_SECONDS": "60"}
     command = ["/usr/bin/time", "-f", "TIME %e %U %S %M", sys.executable, "-m", "flask", "--app", "wsgi", "blog",
                "freeze", str(out), *options]
     result = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True, check=False)
@@ -74,21 +79,52 @@ def edit_one(posts: Path) -> None:
         handle.write("\nOne more paragraph, added by an edit.\n")
 
 
-def bench(size: int, work: Path, baseline: Path, skip_old: bool) -> list[Run]:
-    """Measure every run at one size."""
+def median(runs: list[Run], label: str) -> Run:
+    """Return one run standing for ``runs`` of the same kind: median seconds, CPU seconds and peak memory."""
+    last = runs[-1]
+    return Run(f"{label} (median of {len(runs)})", statistics.median(run.seconds for run in runs),
+               statistics.median(run.cpu for run in runs), statistics.median(run.peak_mb for run in runs),
+               last.files, last.written, last.rendered, statistics.median(run.load for run in runs))
+
+
+def bench(size: int, work: Path, baseline: Path, compare: Path | None, skip_old: bool, rounds: int) -> list[Run]:
+    """Measure every run at one size: this checkout's exporter, and the compared one's beside it, alternating."""
     posts = work / f"posts-{size}"
     generate(posts, size)
     runs = []
     if not skip_old:
         runs.append(freeze(baseline, posts, work / f"old-{size}", work / f"cache-old-{size}", "old crawler, full"))
+    checkouts = [("new", ROOT)] + ([("compared", compare)] if compare else [])
+    for name, checkout in checkouts:
+        runs.append(freeze(checkout, posts, work / f"{name}-{size}", work / f"cache-{name}-{size}",
+                           f"{name}, full (cold render cache)"))
+    repeated: dict[str, list[Run]] = {}
+    for round_ in range(rounds):
+        for step in ("again, nothing changed", "again, one post edited"):
+            if step.endswith("edited"):
+                edit_one(posts)
+            for name, checkout in checkouts[::1 if round_ % 2 else -1]:  # each goes first every other round
+                label = f"{name}, {step}"
+                repeated.setdefault(label, []).append(
+                    freeze(checkout, posts, work / f"{name}-{size}", work / f"cache-{name}-{size}", label))
+    runs += [median(repeated[f"{name}, {step}"], f"{name}, {step}") for step in ("again, nothing changed",
+             "again, one post edited") for name, _ in checkouts if f"{name}, {step}" in repeated]
     out, cache = work / f"new-{size}", work / f"cache-new-{size}"
-    runs.append(freeze(ROOT, posts, out, cache, "new, full (cold render cache)"))
-    runs.append(freeze(ROOT, posts, out, cache, "new, again, nothing changed"))
-    edit_one(posts)
-    runs.append(freeze(ROOT, posts, out, cache, "new, again, one post edited"))
     runs.append(freeze(ROOT, posts, out, cache, "new, --full (warm render cache)", "--full"))
     runs.append(freeze(ROOT, posts, out, cache, "new, --full --gzip (warm)", "--full", "--gzip"))
     return runs
+
+
+def ratios(runs: list[Run]) -> list[tuple[str, str, str, str]]:
+    """Return, per incremental step, the compared exporter's median seconds and CPU seconds over this one's."""
+    found = {run.label.split(" (")[0]: run for run in runs}
+    rows = []
+    for step in ("again, nothing changed", "again, one post edited"):
+        new, compared = found.get(f"new, {step}"), found.get(f"compared, {step}")
+        if new and compared:
+            rows.append((step, f"{compared.seconds / new.seconds:.1f}×", f"{compared.cpu / new.cpu:.1f}×",
+                         f"{compared.peak_mb:.0f} → {new.peak_mb:.0f}"))
+    return rows
 
 
 def main() -> None:
@@ -96,7 +132,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--baseline", default=BASELINE, help="the commit whose exporter is the old one")
-    parser.add_argument("--skip-old", action="store_true", help="measure only the new exporter")
+    parser.add_argument("--skip-old", action="store_true", help="leave out the old crawler")
+    parser.add_argument("--compare", metavar="REV", help="a commit whose exporter runs beside this one (say, main)")
+    parser.add_argument("--rounds", type=int, default=3, help="of the incremental runs, whose medians are reported")
     arguments = parser.parse_args()
     report = [f"# blog freeze, old crawler against the new exporter ({os.cpu_count()} CPUs)\n"]
     with tempfile.TemporaryDirectory(prefix="quire-freeze-bench-") as temporary:
@@ -105,13 +143,24 @@ def main() -> None:
         baseline.mkdir()
         archive = subprocess.run(["git", "archive", arguments.baseline], cwd=ROOT, capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive.stdout, check=True)
+        compare = None
+        if arguments.compare:
+            compare = work / "compared"
+            compare.mkdir()
+            archive = subprocess.run(["git", "archive", arguments.compare], cwd=ROOT, capture_output=True, check=True)
+            subprocess.run(["tar", "-x", "-C", str(compare)], input=archive.stdout, check=True)
+            report.append(f"\n\"compared\" is {arguments.compare}'s exporter, beside this checkout's (\"new\").\n")
         for size in arguments.sizes:
-            runs = bench(size, work, baseline, arguments.skip_old)
+            runs = bench(size, work, baseline, compare, arguments.skip_old, arguments.rounds)
             rows = [(run.label, f"{run.seconds:.1f}", f"{run.cpu:.1f}", run.files, run.written, run.rendered,
                      f"{run.peak_mb:.0f}", f"{run.load:.1f}") for run in runs]
-            report.append(f"\n## {size:,} posts\n\n" + table(
-                ("run", "seconds", "CPU seconds", "files", "written", "pages rendered", "peak MB", "load before"), rows, left=1))
-            print(report[-1], flush=True)
+            section = f"\n## {size:,} posts\n\n" + table(
+                ("run", "seconds", "CPU seconds", "files", "written", "pages rendered", "peak MB", "load before"), rows, left=1)
+            if compare:
+                section += "\n\n" + table(("incremental step", "compared / new, seconds", "CPU seconds",
+                                             "peak MB, compared → new"), ratios(runs), left=1)
+            report.append(section)
+            print(section, flush=True)
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
     (results / "freeze.md").write_text("".join(report) + "\n", encoding="utf-8")
