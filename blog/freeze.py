@@ -81,6 +81,9 @@ MIN_PAGES_PER_PROCESS = 50  # below this, forking and a second copy of the cache
 BATCH = 32  # outcomes per message from a child: fewer wake-ups for the parent, a smooth enough progress bar
 
 Progress = Callable[[int], AbstractContextManager[Any]]
+# A page kept as it was, as a child sends it: (path, files written, files linked, bytes written, whether its
+# related posts are as the manifest says, else what they are now).
+Kept = tuple[str, int, int, int, bool, "tuple[str, list[str]] | None"]
 
 
 class FreezeError(Exception):
@@ -167,8 +170,67 @@ class _Spare:
     """The generation before the previous export, beside it, and the files it holds (digest and size of each)."""
 
     folder: Path
-    states: dict[str, tuple[str, int]]  # as the manifest says, for the files there
-    files: set[str]  # there, compressed copies included: any the new export lacks goes (an export edited by hand)
+    states: dict[str, tuple[str, int]]  # as the manifest says; each is checked by its size before it is kept
+    survey: _Survey  # the files there, compressed copies included: any the new export lacks goes (added by hand)
+
+
+class _Survey:
+    """The files under a folder, listed by a forked child while the export goes on, for when they are needed.
+
+    Listing the 16,800 folders of a 10,000-post export takes tenths of a second, which the other core spends
+    while this one plans; where it cannot fork, the list is made when asked for.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.pid = 0
+        self._pipe: io.BufferedReader | None = None
+        self._files: set[str] | None = None
+        if not may_fork():
+            return
+        reading, writing = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(reading)
+            os.close(writing)
+            return
+        if pid == 0:  # the child: never returns, never runs the parent's exit handlers or flushes its buffers
+            code = 1
+            try:
+                os.close(reading)
+                with open(writing, "wb") as pipe:  # NUL: the one byte no file name holds
+                    pipe.write("\0".join(_relative_files(folder)).encode("utf-8", "surrogateescape"))
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(writing)
+        self.pid, self._pipe = pid, os.fdopen(reading, "rb")
+
+    def files(self) -> set[str]:
+        """Return every file under the folder (the manifest aside), waiting for the child's list if need be."""
+        if self._files is None:
+            if self._pipe is not None:
+                data = self._pipe.read()
+                self.stop()
+                self._files = set(data.decode("utf-8", "surrogateescape").split("\0")) if data else set()
+            else:
+                self._files = set(_relative_files(self.folder))
+            self._files.discard(MARKER)
+        return self._files
+
+    def stop(self) -> None:
+        """Stop and reap the child if it is still there."""
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            reap(self.pid)
+            self.pid = 0
 
 
 def freeze(app: Flask, folder: Path, progress: Progress, *, full: bool = False, compress: Iterable[str] = (),
@@ -203,6 +265,8 @@ def freeze(app: Flask, folder: Path, progress: Progress, *, full: bool = False, 
     except BaseException:
         if spare is None:
             shutil.rmtree(root, ignore_errors=True)  # the previous export stays as it was
+        else:
+            spare.survey.stop()
         raise  # a spare left without its manifest is built afresh by the next export
     _swap(root, folder, keep=previous.folder is not None)
     report.seconds = time.perf_counter() - started
@@ -382,7 +446,8 @@ class _Exporter:
                         selector.unregister(child.reading)
                         child.finish()
                         continue
-                    for outcome in batch:
+                    for item in batch:
+                        outcome = self.unpack(item)
                         done.add(outcome.path)
                         yield outcome
                     bar.update(len(batch))
@@ -394,6 +459,30 @@ class _Exporter:
             if job.path not in done:
                 yield self.export(job)
                 bar.update(1)
+
+    def pack(self, outcome: Outcome) -> Outcome | Kept:
+        """Return what a child sends of ``outcome``: for a page kept as it was, what the parent cannot tell itself.
+
+        Most pages of an incremental export are kept, and their whole outcomes (links and related posts, known
+        from the manifest already) took a fifth of a second to pickle and unpickle at 10,000 posts.
+        """
+        if outcome.encoded is None:
+            return outcome
+        known = self.previous.related.get(outcome.path)
+        same = known is None if outcome.related is None else known == list(outcome.related)
+        return (outcome.path, outcome.written, outcome.linked, outcome.bytes, same, None if same else outcome.related)
+
+    def unpack(self, item: Outcome | Kept) -> Outcome:
+        """Return the outcome a child sent with ``pack``."""
+        if isinstance(item, Outcome):
+            return item
+        path, written, linked, size_written, same, related_info = item
+        if same and path in self.previous.related:
+            known = self.previous.related[path]
+            related_info = (known[0], known[1])
+        old = self.previous.pages[path]
+        return Outcome(path, 200, old[0], old[1], old[2], old[3], (), written, linked, size_written,
+                       related=related_info, encoded=old[4])
 
     def _discover(self, bar: Any, same_shape: bool) -> None:
         """Follow every link to a URL not exported yet, as the old crawler did: nothing linked is missed.
@@ -727,7 +816,7 @@ class _Exporter:
         """Delete from the spare the files the new export no longer has, and the folders they leave empty."""
         if self.spare is None:
             return
-        for name in self.spare.files - self.files:
+        for name in self.spare.survey.files() - self.files:
             target = self.root / name
             try:
                 target.unlink()
@@ -803,7 +892,7 @@ class _Child:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C stops it at once; the parent cleans up
                 with open(writing, "wb") as pipe:
                     for start in range(0, len(jobs), BATCH):
-                        data = pickle.dumps([exporter.export(job) for job in jobs[start:start + BATCH]],
+                        data = pickle.dumps([exporter.pack(exporter.export(job)) for job in jobs[start:start + BATCH]],
                                             protocol=pickle.HIGHEST_PROTOCOL)
                         pipe.write(struct.pack("!Q", len(data)) + data)
                 code = 0
@@ -812,13 +901,13 @@ class _Child:
         os.close(writing)
         return cls(pid, reading)
 
-    def receive(self) -> list[Outcome] | None:
+    def receive(self) -> list[Outcome | Kept] | None:
         """Return the next batch of outcomes (maybe empty while one is on its way), or None at the end."""
         chunk = self._pipe.read(1 << 20)
         if not chunk:
             return None
         self._buffer += chunk
-        batch: list[Outcome] = []
+        batch: list[Outcome | Kept] = []
         while len(self._buffer) >= 8:
             (length,) = struct.unpack("!Q", self._buffer[:8])
             if len(self._buffer) < 8 + length:
@@ -996,9 +1085,8 @@ def _open_spare(folder: Path, previous: _Previous, compress: tuple[str, ...]) ->
     """Return the spare beside the export if it is the generation the manifest says, with the same compression.
 
     Its header alone is read; what it holds is the previous export but for the files the manifest lists as
-    changed, and its folders are listed (tenths of a second at 10,000 posts), since files may have been added
-    or deleted by hand in the folder it was. Anything else (no spare, a damaged one, one from another format
-    or export) is not used.
+    changed, and its files are listed, since some may have been added by hand to the folder it was. Anything
+    else (no spare, a damaged one, one from another format or export) is not used.
     """
     recorded = previous.spare
     if previous.folder is None or not isinstance(recorded, dict):
@@ -1015,11 +1103,9 @@ def _open_spare(folder: Path, previous: _Previous, compress: tuple[str, ...]) ->
                 states.pop(name, None)
             else:
                 states[name] = (state[0], state[1])
-        files = set(_relative_files(folder))
     except (OSError, ValueError, AttributeError, KeyError, TypeError, IndexError):
         return None
-    files.discard(MARKER)
-    return _Spare(folder, {name: state for name, state in states.items() if name in files}, files)
+    return _Spare(folder, states, _Survey(folder))
 
 
 def _states(pages: dict[str, list[Any]], statics: dict[str, list[Any]]) -> dict[str, tuple[str, int]]:
