@@ -213,8 +213,9 @@ def freeze(folder: Path, full: bool, gzip_copies: bool, jobs: int | None) -> Non
     Every post, listing page, feed, the sitemap and static/ are written (pretty URLs as index.html), on all
     CPUs; then every link inside the export is followed and checked. A second export compares with the first
     and writes only the files whose bytes changed; the folder is swapped in whole, so readers see the old
-    export or the new one. Search needs the server and is left out. Exits with status 1 if a link in the
-    export leads nowhere.
+    export or the new one. The export it replaces is kept beside FOLDER as .FOLDER.spare (its unchanged files
+    shared with FOLDER), for the next export to bring up to date. Search needs the server and is left out.
+    Exits with status 1 if a link in the export leads nowhere.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
