@@ -34,7 +34,7 @@ from blog.logs import printable
 
 log = logging.getLogger("quire.content")
 
-FileKey = tuple[int, int, int, int]  # mtime, size, inode, ctime: see cache.key_of
+FileKey = bytes  # mtime, size, inode, ctime, packed: see cache.key_of
 RENDERED_POSTS_KEPT = 256
 RENDERED_EXCERPTS_KEPT = 2048  # a listing page shows ten; the response cache keeps the pages themselves
 LATE_RENDERS_KEPT = 64
