@@ -96,7 +96,7 @@ class Report:
 
     files: int = 0  # in the export now, compressed copies included, the manifest not
     written: int = 0
-    unchanged: int = 0  # the same bytes as in the previous export, hard-linked from it
+    unchanged: int = 0  # the same bytes as in the previous export (hard links of its files, or the spare's own)
     deleted: int = 0  # in the previous export, no longer produced
     bytes: int = 0  # written
     rendered: int = 0  # pages asked of the app; the others were known unchanged from the manifest
@@ -855,9 +855,8 @@ class _Exporter:
                 related_posts[path] = list(outcome.related)
         spare = None
         if self.previous.folder is not None:  # the previous export becomes the spare: what differs from this one
-            now, before = _states(pages, self.statics), _states(self.previous.pages, self.previous.statics)
             spare = {"generation": self.previous.generation,
-                     "changed": {name: before.get(name) for name in now.keys() | before.keys() if now.get(name) != before.get(name)}}
+                     "changed": _difference(self.previous.pages, self.previous.statics, pages, self.statics)}
         header = {"format": FORMAT, "about": "Written by `blog freeze`; the next export compares against it.",
                   "generation": secrets.token_hex(8), "compressed": list(self.compress)}
         body = {"pages": pages, "statics": self.statics, "related": related_posts, "references": references,
@@ -1108,11 +1107,33 @@ def _open_spare(folder: Path, previous: _Previous, compress: tuple[str, ...]) ->
     return _Spare(folder, states, _Survey(folder))
 
 
-def _states(pages: dict[str, list[Any]], statics: dict[str, list[Any]]) -> dict[str, tuple[str, int]]:
-    """Return (digest, size) of every file a manifest lists, compressed copies aside."""
-    states = {entry[1]: (entry[2], entry[3]) for entry in pages.values()}
-    states.update((name, (entry[0], entry[1])) for name, entry in statics.items())
+def _states(pages: dict[str, list[Any]], statics: dict[str, list[Any]],
+            only: set[str] | None = None) -> dict[str, tuple[str, int]]:
+    """Return (digest, size) of every file a manifest lists (or of those in ``only``), compressed copies aside."""
+    states = {entry[1]: (entry[2], entry[3]) for entry in pages.values() if only is None or entry[1] in only}
+    states.update((name, (entry[0], entry[1])) for name, entry in statics.items() if only is None or name in only)
     return states
+
+
+def _difference(before_pages: dict[str, list[Any]], before_statics: dict[str, list[Any]],
+                now_pages: dict[str, list[Any]], now_statics: dict[str, list[Any]]) -> dict[str, Any]:
+    """Return what the earlier of two manifests has ([digest, size], None if nothing) of each file they differ in.
+
+    Most pages are at the same file with the same bytes in both: only the others' files are compared, so no
+    table of every file is built (a tenth of a second at 10,000 posts).
+    """
+    touched: set[str] = set()
+    for path, entry in now_pages.items():
+        old = before_pages.get(path)
+        if old is None or old[1:4] != entry[1:4]:  # file, digest, size
+            touched.add(entry[1])
+            if old is not None:
+                touched.add(old[1])
+    touched.update(old[1] for path, old in before_pages.items() if path not in now_pages)
+    touched.update(name for name in now_statics.keys() | before_statics.keys()
+                   if now_statics.get(name, [None])[:2] != before_statics.get(name, [None])[:2])
+    now, before = _states(now_pages, now_statics, touched), _states(before_pages, before_statics, touched)
+    return {name: before.get(name) for name in touched if now.get(name) != before.get(name)}
 
 
 def _size(path: str) -> int | None:

@@ -212,6 +212,22 @@ def test_interrupted_export_leaves_the_previous_one_intact(make_app: AppFactory,
     assert "posts/new/index.html" in tree(out) or export(app, out).written  # and the next export goes on
 
 
+def test_the_spare_is_brought_up_to_date_and_exchanged_with_the_folder(make_app: AppFactory, write_post: WritePost,
+                                                                      site: Flask, tmp_path: Path) -> None:
+    out, spare = tmp_path / "site", exporter.spare_folder(tmp_path / "site")
+    export(site, out)
+    assert not spare.exists()  # nothing to keep after the first export
+    export(site, out)
+    before, folders = tree(out), (out.stat().st_ino, spare.stat().st_ino)
+    write_post("2020-01-03-post-3.md", "Body three, edited. [Next](/posts/post-4/)", title="Post 3",
+               categories=["Notes"], tags=["t0"], author="Ada")
+    report = export(make_app(BLOG_PER_PAGE="5"), out)
+    assert (out.stat().st_ino, spare.stat().st_ino) == folders[::-1]  # no new tree: the two swapped places
+    assert tree(spare) == before  # the export it replaced, whole, the next one's spare
+    assert report.written == len(_changed(before, tree(out))) >= 1 and report.rendered < len(before) // 2
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == [".site.spare"]
+
+
 def test_an_export_interrupted_while_it_updates_the_spare_leaves_the_folder_intact(
         make_app: AppFactory, write_post: WritePost, site: Flask, tmp_path: Path, forking: None,
         monkeypatch: pytest.MonkeyPatch) -> None:
