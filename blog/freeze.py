@@ -249,12 +249,10 @@ def freeze(app: Flask, folder: Path, progress: Progress, *, full: bool = False, 
     compress = tuple(sorted(set(compress)))
     previous = _Previous() if full else _read_manifest(folder)
     spare = None if full else _open_spare(spare_folder(folder), previous, compress)
-    if spare is not None:
-        root = spare.folder
-        (root / MARKER).unlink()  # until the new manifest is written, the spare is a tree in the making: untrusted
-    else:
-        root = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    root = spare.folder if spare is not None else Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
+        if spare is not None:
+            (root / MARKER).unlink(missing_ok=True)  # until the new manifest is written, the spare is untrusted
         exporter = _Exporter(app, root, previous, compress, spare)
         report = exporter.run(progress, processes or usable_cpus(), folder)
         exporter.prune()
