@@ -229,7 +229,7 @@ SETTINGS = (
     Setting("BLOG_SANITIZE", False, _flag,
             "Clean rendered post bodies with nh3 (no scripts, event handlers, styles or javascript: links), for posts from untrusted authors."),
     Setting("BLOG_RENDER_SECONDS", 2.0, _positive_seconds,
-            "Deadline of one post's render; past it the render process is killed and the post shown as escaped text."),
+            "CPU seconds one post's render may use; past them the render process is killed and the post shown as escaped text."),
     Setting("BLOG_RESPONSE_SECONDS", 4.0, _positive_seconds,
             "Most time one response may wait for post renders in all; posts not ready by then show their text in that "
             "response only (not cached) while their renders finish in the background. Keep it below gunicorn's timeout."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +53,44 @@ def test_a_memory_hungry_render_is_capped(pool: isolation.RenderPool) -> None:
     (child,) = [pool.forked]
     assert child == 1 and pool.children() == []  # the child that hit the cap exits; the next render gets a new one
     assert renderer.render("ok", lambda target: None, {}) == "<p>ok</p>"
+
+
+def test_a_render_starved_of_cpu_is_stopped_but_not_held_against_the_post(pool: isolation.RenderPool,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(isolation, "WALL_FACTOR", 2)
+    renderer = Renderer({}, budget=0.5)
+    assert renderer.render("warm", lambda target: None, {}) == "<p>warm</p>"
+    (child,) = pool.children()
+    os.kill(child, signal.SIGSTOP)  # as good as a machine too busy to give it a core: no CPU second passes
+    with pytest.raises(RenderError, match="1.5 s of wall time") as raised:
+        renderer.render("Just *fine*.", lambda target: None, {})
+    assert raised.value.lasting is False  # the deadline counts CPU seconds: this says nothing of the post
+    assert gone(child)
+    assert renderer.render("Just *fine*.", lambda target: None, {}) == "<p>Just <em>fine</em>.</p>"
+
+
+def test_a_starved_render_shows_the_text_once_and_the_next_request_renders_the_post(
+        pool: isolation.RenderPool, make_app: AppFactory, write_post: WritePost,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    write_post("2020-01-01-fine.md", "Just *fine*.", title="Fine")
+    app = make_app(BLOG_CACHE_DIR="off")
+    render = isolation.RenderPool.render
+    busy = [True]
+
+    def starving(self: isolation.RenderPool, *args: object, **options: object) -> str:
+        if busy[0]:
+            raise isolation.RenderFailed("the render process did not finish within 20.5 s of wall time", lasting=False)
+        return render(self, *args, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(isolation.RenderPool, "render", starving)
+    client = app.test_client()
+    first = client.get("/posts/fine/")
+    assert first.status_code == 200 and b"render-fallback" in first.data
+    assert first.headers["Cache-Control"] == "no-store"
+    busy[0] = False
+    second = client.get("/posts/fine/")
+    assert b"<em>fine</em>" in second.data and b"render-fallback" not in second.data
+    assert app.extensions["quire"].problems() == []
 
 
 def test_links_are_resolved_with_the_parents_current_posts(pool: isolation.RenderPool) -> None:

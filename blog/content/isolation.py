@@ -6,8 +6,13 @@ process that renders (a gunicorn worker, ``blog check``, a freeze child, the ren
 small pool of render children, forked from it on first use (a fork copies the loaded code, so a child is
 ready at once) and again whenever one is killed:
 
-- a child renders one post at a time, under ``setitimer``: when its deadline passes the kernel ends it with
-  SIGALRM, wherever it is, and the parent also kills it a moment later should that fail. Its address space is
+- a child renders one post at a time, under ``setitimer(ITIMER_PROF)``: when it has used its deadline in CPU
+  seconds the kernel ends it with SIGPROF, wherever it is. That is a property of the post (the same text
+  takes the same work), so it is reported and that version is never rendered again. CPU time, not wall time:
+  on a busy machine (or in the render cache's filler, at nice 19) an ordinary post may wait seconds for a
+  core, and must not be condemned for it. Should a child make no progress at all (stopped, starved), the
+  parent kills it after ``WALL_FACTOR`` times its deadline of wall time, and that failure is not lasting: the
+  post shows its text this once and is rendered again when next asked for. Its address space is
   capped with ``RLIMIT_AS`` at what it inherited plus ``RENDER_MEMORY_MB``, so a render that allocates without
   end fails with MemoryError instead of taking the machine;
 - the parent waits for the answer only as long as its caller can (a response's budget); a render still
@@ -38,18 +43,25 @@ from typing import Any
 
 RENDER_MEMORY_MB = 512  # what one render may allocate beyond the process it was forked from (BLOG_RENDER_MEMORY_MB)
 MAX_CHILDREN = 3  # per process: one renders, one or two finish renders whose response moved on
-GRACE_SECONDS = 0.5  # the parent kills a child this long after its own alarm should have ended it
+# The parent kills a child that has not answered after this many times its deadline of wall time (plus
+# GRACE_SECONDS): it was starved of CPU or stopped, which says nothing of the post (see the module docstring).
+WALL_FACTOR = 10
+GRACE_SECONDS = 0.5
 _LENGTH = struct.Struct("!Q")
 _FORWARDED_SIGNALS = ("SIGTERM", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGABRT", "SIGCHLD",
                       "SIGALRM", "SIGTTIN", "SIGTTOU")
 
 
 class RenderFailed(Exception):
-    """A render that ended without HTML: it overran its deadline or memory cap, raised, or its process died."""
+    """A render that ended without HTML: it overran its deadline or memory cap, raised, or its process died.
 
-    def __init__(self, message: str):
+    ``lasting`` is False when the failure says nothing of the post (its child got no CPU in time): try again.
+    """
+
+    def __init__(self, message: str, lasting: bool = True):
         super().__init__(message)
         self.message = message
+        self.lasting = lasting
 
 
 class RenderPending(Exception):
@@ -64,7 +76,7 @@ class Job:
     seconds: float
     memory_mb: int
     late: Callable[[str | RenderFailed], None] | None  # told the outcome of a render its caller stopped waiting for
-    deadline: float = 0.0  # monotonic time past which the child is killed
+    deadline: float = 0.0  # monotonic time past which the child is killed (its CPU deadline is its own alarm)
     abandoned: bool = False
 
 
@@ -113,7 +125,7 @@ class RenderPool:
         if child is None:
             raise RenderPending()
         try:
-            job.deadline = time.monotonic() + seconds + GRACE_SECONDS
+            job.deadline = time.monotonic() + seconds * WALL_FACTOR + GRACE_SECONDS
             child.job = job
             try:
                 _send(child.requests, request)
@@ -168,7 +180,7 @@ class RenderPool:
                 return outcome
             if time.monotonic() >= job.deadline:
                 self._kill(child)
-                raise _overran(job)
+                raise _starved(job)
             if until is not None and time.monotonic() >= until:
                 job.abandoned = True
                 raise RenderPending()
@@ -179,7 +191,7 @@ class RenderPool:
         child.job = None
         if data is None:
             status = self._discard(child)
-            if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGALRM:
+            if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGPROF:
                 return _overran(job)
             if os.WIFSIGNALED(status):
                 return RenderFailed(f"the render process was killed by signal {os.WTERMSIG(status)}")
@@ -204,7 +216,7 @@ class RenderPool:
                     outcome = self._answer(child, job)
                 elif time.monotonic() >= job.deadline:
                     self._kill(child)
-                    outcome = _overran(job)
+                    outcome = _starved(job)
                 else:
                     continue
                 if job.late is not None:
@@ -288,6 +300,11 @@ def _overran(job: Job) -> RenderFailed:
     return RenderFailed(f"rendering took longer than {job.seconds:g} s")
 
 
+def _starved(job: Job) -> RenderFailed:
+    seconds = job.seconds * WALL_FACTOR + GRACE_SECONDS
+    return RenderFailed(f"the render process did not finish within {seconds:g} s of wall time", lasting=False)
+
+
 _pool: RenderPool | None = None
 _pool_lock = threading.Lock()
 
@@ -317,6 +334,7 @@ def _serve(requests: int, replies: int) -> None:
     for name in _FORWARDED_SIGNALS:  # the server's handlers are not this process's business
         signal.signal(getattr(signal, name), signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal: the parent stops it
+    signal.signal(signal.SIGPROF, signal.SIG_DFL)  # the deadline's alarm ends the process, whatever a profiler set
     keep = sorted((requests, replies))
     os.closerange(3, keep[0])  # listening sockets, other children's pipes, watchers: none stay open here
     os.closerange(keep[0] + 1, keep[1])
@@ -330,7 +348,7 @@ def _serve(requests: int, replies: int) -> None:
         settings, text, page_values, links, seconds, memory_mb, target = pickle.loads(data)  # noqa: S301 - our parent
         fatal = False
         _cap_memory(inherited + memory_mb * 1024 * 1024)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+        signal.setitimer(signal.ITIMER_PROF, seconds)  # CPU seconds of this process: see the module docstring
         try:
             renderer = renderers.get(settings)
             if renderer is None:
@@ -341,7 +359,7 @@ def _serve(requests: int, replies: int) -> None:
         except Exception as error:  # noqa: BLE001 - any failure (RecursionError too) is this post's problem
             answer = ("error", f"{type(error).__name__}: {str(error)[:200]}")
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
         if answer[0] == "html" and target is not None:
             write_entry(*target, answer[1])  # a finished render is kept even if nobody waits for it any more
         _send(replies, pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))

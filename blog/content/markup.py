@@ -58,19 +58,24 @@ _INDENT = re.compile(r"^(?:[ \t]*>)*[ \t]*", re.MULTILINE)
 PostUrlResolver = Callable[[str], "str | None"]
 
 
-def _failure(reason: str) -> RenderError:
-    return RenderError(f"{reason}; shown as plain text")
+def _failure(reason: str, lasting: bool = True) -> RenderError:
+    return RenderError(f"{reason}; shown as plain text", lasting)
 
 
 RenderPending = isolation.RenderPending  # the caller stopped waiting; the render goes on (see Renderer.render)
 
 
 class RenderError(Exception):
-    """A post body that could not be rendered in time or at all; the site shows it as escaped text instead."""
+    """A post body that could not be rendered in time or at all; the site shows it as escaped text instead.
 
-    def __init__(self, message: str):
+    ``lasting`` is False when it says nothing of the post (its render process got no CPU in time): this
+    response shows the text, and the next one renders the post again.
+    """
+
+    def __init__(self, message: str, lasting: bool = True):
         super().__init__(message)
         self.message = message
+        self.lasting = lasting
 
 
 class Renderer:
@@ -119,12 +124,12 @@ class Renderer:
         links = {name: resolve(name) for name in linked_posts(text)}
         if late is not None:
             def told(outcome: str | isolation.RenderFailed) -> None:
-                late(outcome if isinstance(outcome, str) else _failure(outcome.message))
+                late(outcome if isinstance(outcome, str) else _failure(outcome.message, outcome.lasting))
         try:
             return isolation.pool().render(self.settings, text, page_values, links, self.budget, self.memory_mb,
                                            wait, keep, told if late is not None else None)
         except isolation.RenderFailed as failed:
-            raise _failure(failed.message) from None
+            raise _failure(failed.message, failed.lasting) from None
 
     def _render_in_thread(self, text: str, resolve: PostUrlResolver, page_values: Mapping[str, Any]) -> str:
         """Render in a thread abandoned past the budget: where no child process can be had (no fork)."""

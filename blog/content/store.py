@@ -352,6 +352,10 @@ class PostStore:
             _cut_short()
             raise _Pending(fallback) from None
         except RenderError as error:
+            if not error.lasting:  # the machine, not the post: shown as text this once, never kept
+                log.warning("%s: %s; rendered again when next asked for", post.source, error.message)
+                _cut_short()
+                raise _Pending(fallback) from None
             self._report_render_failure(post, error.message)
             return fallback
         if keep is not None and not renderer.isolated:  # a render child writes its entry itself
@@ -362,7 +366,8 @@ class PostStore:
         """Take the outcome of a render whose response stopped waiting for it."""
         self._running.pop((post.source, kind), None)
         if isinstance(outcome, RenderError):
-            self._report_render_failure(post, outcome.message)
+            if outcome.lasting:
+                self._report_render_failure(post, outcome.message)
         elif not self.rendered:  # with a render cache, the child has written it there
             self._late[(post.source, kind)] = (post, outcome)
             while len(self._late) > LATE_RENDERS_KEPT:
