@@ -80,19 +80,11 @@ class RenderCache:
         if not self._folders_safe():
             return None
         key = self.key(post, kind)
-        try:
-            descriptor = os.open(self.path(key), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
+        data, trouble = read_trusted(self.path(key))
+        if trouble:
+            self._refuse(self.path(key), trouble)
+        if data is None:
             return None
-        except OSError as error:
-            self._refuse(self.path(key), error.strerror or str(error))
-            return None
-        with open(descriptor, "rb") as handle:
-            trouble = unsafe(os.fstat(handle.fileno()), folder=False)
-            if trouble:
-                self._refuse(self.path(key), trouble)
-                return None
-            data = handle.read()
         header, _, html = data.partition(b"\n")
         if header != self._header(key, html):
             self._refuse(self.path(key), "torn, or written for another version or settings")
@@ -208,17 +200,10 @@ class RenderCache:
         """Check, once per process, that the cache folder and this fingerprint's folder are only ours to write."""
         if self._trusted is not None and self._trusted[0] == os.getpid():
             return self._trusted[1]
-        trouble = ""
-        for folder in (self.parent, self.folder):
-            try:
-                trouble = unsafe(os.stat(folder), folder=True)
-            except FileNotFoundError:
-                break  # nothing cached yet: put makes the folders, ours and private
-            except OSError as error:
-                trouble = error.strerror or str(error)
-            if trouble:
-                self._refuse(folder, trouble)
-                break
+        found = folders_trouble(self.parent, self.folder)
+        trouble = found[1] if found else ""
+        if found:
+            self._refuse(*found)
         if trouble or os.path.isdir(self.folder):  # until the folder exists, look again next time
             self._trusted = (os.getpid(), not trouble)
         return not trouble
@@ -230,19 +215,54 @@ class RenderCache:
 def write_entry(folder: str, fingerprint: str, key: str, html: str) -> str | None:
     """Write one entry (see RenderCache.target) atomically; return why it could not be, or None."""
     data = html.encode("utf-8")
-    path = os.path.join(folder, key[:2], f"{key}.html")
+    return write_atomically(os.path.join(folder, key[:2], f"{key}.html"), folder, ".render-",
+                            _header(fingerprint, key, data) + b"\n" + data)
+
+
+def write_atomically(path: str, folder: str, prefix: str, data: bytes) -> str | None:
+    """Write ``data`` to ``path`` through a temporary file in ``folder`` renamed into place; return why not, or None."""
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(dir=folder, prefix=".render-", suffix=".tmp", delete=False)
+        handle = tempfile.NamedTemporaryFile(dir=folder, prefix=prefix, suffix=".tmp", delete=False)
         try:
             with handle:
-                handle.write(_header(fingerprint, key, data) + b"\n" + data)
+                handle.write(data)
             os.replace(handle.name, path)  # readers see no entry or a whole one
         except BaseException:
             os.unlink(handle.name)
             raise
     except OSError as error:
         return error.strerror or str(error)
+    return None
+
+
+def read_trusted(path: str) -> tuple[bytes | None, str]:
+    """Return an entry file's bytes (None when absent or refused) and why it was refused ("" if it was not)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None, ""
+    except OSError as error:
+        return None, error.strerror or str(error)
+    with open(descriptor, "rb") as handle:
+        trouble = unsafe(os.fstat(handle.fileno()), folder=False)
+        return (None, trouble) if trouble else (handle.read(), "")
+
+
+def folders_trouble(*folders: str) -> tuple[str, str] | None:
+    """Return (folder, why) for the first of ``folders`` (outermost first) others could write, or None.
+
+    A missing folder ends the check: the cache makes it, and the folders inside it, private to this user.
+    """
+    for folder in folders:
+        try:
+            trouble = unsafe(os.stat(folder), folder=True)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            trouble = error.strerror or str(error)
+        if trouble:
+            return folder, trouble
     return None
 
 
