@@ -18,6 +18,7 @@ from blog.content.site import Site
 from blog.content.sitefile import SiteFile
 from blog.content.watch import Watcher, Watchers
 from blog.http import ResponseCache
+from blog.page_cache import PageCache
 from blog.theme import ThemedFlask, static_folders, use_theme
 
 
@@ -92,8 +93,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     if settings["BLOG_DEV"]:  # nothing may hide a change from the author, and event streams never end to be cached
         app.wsgi_app = security.RequestGuard(flask_app, flask_app)  # type: ignore[method-assign]
     else:
-        cached = ResponseCache(flask_app, site, watchers, settings["BLOG_RESPONSE_CACHE_ENTRIES"])
+        # Posts' finished pages on disk, under the render cache's folder (so BLOG_CACHE_DIR) and its rules.
+        page_cache = PageCache(store.rendered.parent, app, site) if store.rendered else None
+        cached = ResponseCache(flask_app, site, watchers, settings["BLOG_RESPONSE_CACHE_ENTRIES"], page_cache)
         app.extensions["quire.cache"] = cached
+        if page_cache is not None and store.rendered is not None:  # a crawler finds pages ready, after bodies
+            page_cache.fill(cached, store.rendered.folder)
         app.wsgi_app = security.RequestGuard(cached, flask_app)  # type: ignore[method-assign]
     proxies = settings["BLOG_TRUSTED_PROXIES"]
     if proxies:  # outermost, so every layer sees the client's address, scheme and host

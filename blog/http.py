@@ -9,15 +9,19 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blog.content.changes import touched
 from blog.content.site import Site
 from blog.content.store import Snapshot
 from blog.content.watch import Watchers
 
+if TYPE_CHECKING:  # the page cache builds its answers with finish() below: only its type is needed here
+    from blog.page_cache import PageCache, PostPage
+
 CACHE_MARKER = "X-Quire-Cache"  # set by views on responses that depend only on content; never sent out
 MAX_CACHED_BODY = 2 * 1024 * 1024
+GZIP_LEVEL = 6
 MAX_CACHED_BYTES = 32 * 1024 * 1024  # per worker: pages and their gzip copies
 # Keys of responses found too large to keep, remembered so they are produced once, not twice, per request;
 # the oldest are forgotten past this (each then costs one extra production), whatever query strings arrive.
@@ -27,6 +31,7 @@ COMPRESSIBLE = ("text/", "application/xml", "application/atom+xml", "application
 _CONDITIONAL = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE", "HTTP_RANGE")
 _DROPPED = {"content-length", "content-encoding", "etag", "vary", CACHE_MARKER.lower()}
 DEPENDS = "quire.depends"  # environ key where a view leaves the keys of what its response shows (blog.content.changes)
+POST_PAGE = "quire.post_page"  # environ key where the post view leaves what its page shows (blog.page_cache.PostPage)
 
 Key = tuple[str, str, bool]
 
@@ -56,8 +61,10 @@ class Finished:
 class ResponseCache:
     """WSGI middleware answering repeat requests from memory until the content changes."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], store: Site, watcher: Watchers, max_entries: int):
+    def __init__(self, app: Callable[..., Iterable[bytes]], store: Site, watcher: Watchers, max_entries: int,
+                 pages: PageCache | None = None):
         self.app = app
+        self.pages = pages  # posts' pages on disk, shared by the workers: asked before the app
         self.store = store
         self.watcher = watcher
         self.max_entries = max_entries
@@ -91,7 +98,7 @@ class ResponseCache:
             return self.app(environ, without_marker(start_response))
         finished = self._entries.get(key)
         if finished is None:
-            finished, cacheable, depends = self._run(environ)
+            finished, cacheable, depends = self.produce(environ)
             if finished is None:  # too large to hold: pass the app's own answer through, now and until a change
                 with self._lock:
                     self._too_large[key] = None
@@ -148,6 +155,17 @@ class ResponseCache:
                 if not holders:
                     del self._holders[name]
 
+    def produce(self, environ: dict[str, Any]) -> tuple[Finished | None, bool, frozenset[str] | None]:
+        """Return the response to a request memory does not hold, whether to cache it and what it shows.
+
+        A post's page comes from the page cache while its entry holds; else from the app (None when too large).
+        """
+        if self.pages is not None and not environ.get("QUERY_STRING"):
+            found = self.pages.get(environ.get("PATH_INFO", ""))
+            if found is not None:
+                return found[0], True, found[1]
+        return self._run(environ)
+
     def _run(self, environ: dict[str, Any]) -> tuple[Finished | None, bool, frozenset[str] | None]:
         inner = {key: value for key, value in environ.items() if key not in _CONDITIONAL}
         inner["REQUEST_METHOD"] = "GET"  # the cache needs the body even to answer a HEAD
@@ -171,8 +189,12 @@ class ResponseCache:
             if hasattr(result, "close"):
                 result.close()
         depends = inner.get(DEPENDS)
-        return (*finish(captured["status"], captured["headers"], body, self.store.changed_at),
-                None if depends is None else frozenset(depends))
+        finished, cacheable = finish(captured["status"], captured["headers"], body, self.store.changed_at)
+        shown: PostPage | None = inner.get(POST_PAGE)
+        if (self.pages is not None and shown is not None and cacheable and finished.status.startswith("200")
+                and not environ.get("QUERY_STRING")):
+            self.pages.put(environ.get("PATH_INFO", ""), shown, captured["status"], captured["headers"], finished)
+        return finished, cacheable, None if depends is None else frozenset(depends)
 
     def _keep(self, key: Key, finished: Finished, depends: frozenset[str] | None, generation: int) -> None:
         with self._lock:
@@ -201,8 +223,12 @@ def without_marker(start_response: StartResponse) -> StartResponse:
     return start
 
 
-def finish(status: str, headers: list[tuple[str, str]], body: bytes, changed_at: float) -> tuple[Finished, bool]:
-    """Return a response with strong ETags, Last-Modified and a gzip variant, and whether to cache it."""
+def finish(status: str, headers: list[tuple[str, str]], body: bytes, changed_at: float,
+           packed: bytes | None = None) -> tuple[Finished, bool]:
+    """Return a response with strong ETags, Last-Modified and a gzip variant, and whether to cache it.
+
+    ``packed`` is the body's gzip when known (the page cache's), which compression would give again.
+    """
     cacheable = any(name.lower() == CACHE_MARKER.lower() for name, _ in headers)
     kept = [(name, value) for name, value in headers if name.lower() not in _DROPPED]
     names = {name.lower() for name, _ in kept}
@@ -220,7 +246,8 @@ def finish(status: str, headers: list[tuple[str, str]], body: bytes, changed_at:
     identity = Variant(body, identity_tag, [*kept, *vary, ("ETag", identity_tag), ("Content-Length", str(len(body)))])
     gzipped = None
     if compressible:
-        packed = gzip.compress(body, compresslevel=6, mtime=0)
+        if packed is None:
+            packed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
         if len(packed) < len(body):
             tag = identity_tag[:-1] + '-gzip"'
             gzipped = Variant(packed, tag, [*kept, *vary, ("ETag", tag), ("Content-Encoding", "gzip"),

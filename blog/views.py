@@ -19,7 +19,8 @@ from blog.content.derived import archive_year, archive_years, related
 from blog.content.post import slugify
 from blog.content.site import Site
 from blog.content.store import render_cut_short
-from blog.http import DEPENDS
+from blog.http import DEPENDS, POST_PAGE
+from blog.page_cache import PostPage
 from blog.security import OFF_SITE_MARKER
 from blog.theme import find_static
 
@@ -232,6 +233,7 @@ def detail(url: str) -> Any:
     newer, older = snapshot.neighbours(post)
     similar = related(snapshot, post, RELATED_POSTS)
     shows(post_page_keys(post, (newer, older), similar))
+    request.environ[POST_PAGE] = PostPage(snapshot, post, newer, older, similar)  # for the page cache to record
     return cacheable(render_template("post.html", post=post, newer=newer, older=older, related=similar))
 
 

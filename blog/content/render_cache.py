@@ -172,7 +172,7 @@ class RenderCache:
             fcntl.flock(lock, fcntl.LOCK_EX)  # a restart's filler waits for the last one, which stops soon
             wanted = set()
             for post in posts():
-                if not _alive(server):
+                if not alive(server):
                     return  # the server stopped: so does its filler
                 wanted.add(f"{self.key(post)}.html")
                 wanted.add(f"{self.key(post, EXCERPT)}.html")
@@ -271,7 +271,8 @@ def _header(fingerprint: str, key: str, data: bytes) -> bytes:
                       hashlib.blake2b(data, digest_size=16).hexdigest().encode()))
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Tell whether the process ``pid`` (a filler's server) still runs as this user's."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
