@@ -134,8 +134,9 @@ class PageCache:
 
     def put(self, url: str, shown: PostPage, status: str, headers: list[tuple[str, str]], finished: Finished) -> None:
         """Keep a post's page as the view answered it (``headers`` before ``finish``); failures are only logged."""
-        if not self._folders_safe():
-            return
+        rendered = self.site.posts.rendered
+        if not self._folders_safe() or (rendered is not None and rendered.failure(shown.post) is not None):
+            return  # a body that fails to render shows as text, and each process must find that out for `check`
         snapshot = shown.snapshot
         record = {"state": self._state(snapshot, shown.post, shown.newer, shown.older),
                   "related": [[other.url, self._version(snapshot, other)] for other in shown.related],
