@@ -13,12 +13,20 @@ from flask import Flask
 
 from blog.content.markup import Renderer
 from blog.content.render_cache import EXCERPT
+from blog.page_cache import PageCache
 from tests.conftest import AppFactory, WritePost, eventually
 
 
 @pytest.fixture
 def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "cache"
+
+
+@pytest.fixture(autouse=True)
+def no_page_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the page cache out: these tests are of the bodies, so every post's page must come from the app."""
+    monkeypatch.setattr(PageCache, "get", lambda self, url: None)
+    monkeypatch.setattr(PageCache, "fill", lambda self, cached, lock_folder: None)
 
 
 @pytest.fixture
