@@ -11,6 +11,7 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import blog.views
+from blog.content.render_cache import RenderCache
 from blog.page_cache import PageCache
 from tests.conftest import AppFactory, WritePost, eventually
 
@@ -220,6 +221,15 @@ def test_a_render_fallback_is_never_kept(start: Callable[..., Flask], write_post
     app = start()
     assert get(app, URL)[0] == 200
     assert entries(cache_dir) == []
+
+
+def test_a_body_that_fails_to_render_is_never_kept(start: Callable[..., Flask], write_post: WritePost,
+                                                   cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_site(write_post)
+    monkeypatch.setattr(RenderCache, "failure", lambda self, post: "rendering took too long")
+    app = start()
+    assert get(app, URL)[0] == 200
+    assert entries(cache_dir) == []  # each process finds the failure itself, for `check` to list
 
 
 def test_the_dev_server_keeps_no_page(make_app: AppFactory, write_post: WritePost, cache_dir: Path) -> None:
