@@ -1,4 +1,4 @@
-"""Renders in forked child processes that can be stopped: a wall-clock deadline and a memory cap for each.
+"""Renders in forked child processes that can be stopped: a CPU-time deadline and a memory cap for each.
 
 Python cannot stop a thread, and a regular expression running in C (Pygments' lexers, Python-Markdown's and
 Quire's own Liquid patterns) keeps even a waiting thread from waking; only a process can be stopped. Each
