@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import gzip
 import hashlib
 import html
@@ -246,7 +247,35 @@ def freeze(app: Flask, folder: Path, progress: Progress, *, full: bool = False, 
     if folder.exists() and any(folder.iterdir()) and not (folder / MARKER).exists():
         raise FreezeError(f"{folder} is not empty and was not made by blog freeze; choose an empty or new folder")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    compress = tuple(sorted(set(compress)))
+    lock = _lock(folder)
+    try:
+        return _export(app, folder, progress, full, tuple(sorted(set(compress))), processes, started)
+    finally:
+        os.close(lock)  # after the swap: its lock is on the folder that is now the spare
+
+
+def _lock(folder: Path) -> int:
+    """Lock ``folder`` (made empty if missing) against another export into it; return the descriptor holding it.
+
+    Two exports into one folder would both bring its spare up to date and could swap in a tree that is half
+    of each. The lock is on the folder itself, so nothing is left beside it; a file system that cannot lock
+    (some network ones) exports unlocked, as before.
+    """
+    folder.mkdir(exist_ok=True)
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise FreezeError(f"another blog freeze is exporting into {folder}; run this one when it has finished") from None
+    except OSError:
+        pass
+    return descriptor
+
+
+def _export(app: Flask, folder: Path, progress: Progress, full: bool, compress: tuple[str, ...],
+            processes: int | None, started: float) -> Report:
+    """Do freeze's work, the folder locked."""
     previous = _Previous() if full else _read_manifest(folder)
     spare = None if full else _open_spare(spare_folder(folder), previous, compress)
     root = spare.folder if spare is not None else Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import os
@@ -210,6 +211,26 @@ def test_interrupted_export_leaves_the_previous_one_intact(make_app: AppFactory,
     assert tree(out) == before and (out / exporter.MARKER).read_bytes() == manifest
     assert sorted(path.name for path in tmp_path.iterdir()) == ["posts", "site"]  # no staging folder left behind
     assert "posts/new/index.html" in tree(out) or export(app, out).written  # and the next export goes on
+
+
+def test_a_second_export_into_the_same_folder_is_refused_while_one_runs(make_app: AppFactory, write_post: WritePost,
+                                                                       site: Flask, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    export(site, out)
+    export(site, out)  # the spare exists now: two exports at once would both write into it
+    before, spare = tree(out), tree(exporter.spare_folder(out))
+    write_post("2020-03-01-new.md", "A new post.", title="New")
+    app = make_app()
+    holder = os.open(out, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # as the export running in another process holds it
+    try:
+        with pytest.raises(exporter.FreezeError, match=f"another blog freeze is exporting into {out}"):
+            export(app, out)
+    finally:
+        os.close(holder)
+    assert tree(out) == before and tree(exporter.spare_folder(out)) == spare
+    export(app, out)  # once the other is done, the next goes on
+    assert "posts/new/index.html" in tree(out)
 
 
 def test_the_spare_is_brought_up_to_date_and_exchanged_with_the_folder(make_app: AppFactory, write_post: WritePost,
