@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from stat import S_ISREG
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urljoin, urlsplit
 
 from flask import Flask, url_for
@@ -58,7 +58,7 @@ from blog import feeds
 from blog.content import Post, PostStore
 from blog.content.derived import archive_year, archive_years, related
 from blog.content.jekyll import JekyllSite
-from blog.content.parallel import may_fork, reap, usable_cpus
+from blog.content.parallel import detach, fork_writer, may_fork, reap, usable_cpus
 from blog.content.store import Snapshot
 from blog.theme import static_folders
 from blog.views import RELATED_POSTS
@@ -189,23 +189,11 @@ class _Survey:
         self._files: set[str] | None = None
         if not may_fork():
             return
-        reading, writing = os.pipe()
-        try:
-            pid = os.fork()
+        try:  # NUL: the one byte no file name holds
+            pid, reading = fork_writer(lambda pipe: pipe.write(
+                "\0".join(_relative_files(folder)).encode("utf-8", "surrogateescape")))
         except OSError:
-            os.close(reading)
-            os.close(writing)
             return
-        if pid == 0:  # the child: never returns, never runs the parent's exit handlers or flushes its buffers
-            code = 1
-            try:
-                os.close(reading)
-                with open(writing, "wb") as pipe:  # NUL: the one byte no file name holds
-                    pipe.write("\0".join(_relative_files(folder)).encode("utf-8", "surrogateescape"))
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(writing)
         self.pid, self._pipe = pid, os.fdopen(reading, "rb")
 
     def files(self) -> set[str]:
@@ -904,28 +892,17 @@ class _Child:
     @classmethod
     def start(cls, exporter: _Exporter, jobs: list[Job]) -> _Child | None:
         """Fork a child exporting ``jobs``; None if it cannot fork (the parent then does them)."""
-        reading, writing = os.pipe()
+        def write(pipe: BinaryIO) -> None:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C stops it at once; the parent cleans up
+            for start in range(0, len(jobs), BATCH):
+                data = pickle.dumps([exporter.pack(exporter.export(job)) for job in jobs[start:start + BATCH]],
+                                    protocol=pickle.HIGHEST_PROTOCOL)
+                pipe.write(struct.pack("!Q", len(data)) + data)
+
         try:
-            pid = os.fork()
+            return cls(*fork_writer(write))
         except OSError:
-            os.close(reading)
-            os.close(writing)
             return None
-        if pid == 0:  # the child: never returns, never runs the parent's exit handlers or flushes its buffers
-            code = 1
-            try:
-                os.close(reading)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C stops it at once; the parent cleans up
-                with open(writing, "wb") as pipe:
-                    for start in range(0, len(jobs), BATCH):
-                        data = pickle.dumps([exporter.pack(exporter.export(job)) for job in jobs[start:start + BATCH]],
-                                            protocol=pickle.HIGHEST_PROTOCOL)
-                        pipe.write(struct.pack("!Q", len(data)) + data)
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(writing)
-        return cls(pid, reading)
 
     def receive(self) -> list[Outcome | Kept] | None:
         """Return the next batch of outcomes (maybe empty while one is on its way), or None at the end."""
@@ -1245,29 +1222,8 @@ def remove_later(folder: Path) -> None:
     Deleting tens of thousands of files and folders is the slowest step of an incremental export on a busy
     disk (seconds), and nothing waits for it: the folder is already out of the way, under a hidden name.
     """
-    if not may_fork():
+    if not detach(lambda: shutil.rmtree(folder, ignore_errors=True), niceness=10, quiet=True):
         shutil.rmtree(folder, ignore_errors=True)
-        return
-    try:
-        child = os.fork()
-    except OSError:
-        shutil.rmtree(folder, ignore_errors=True)
-        return
-    if child:
-        reap(child)  # the child only forks the remover and leaves
-        return
-    code = 0
-    try:
-        if os.fork() == 0:  # the remover, adopted by init: nobody waits for it
-            devnull = os.open(os.devnull, os.O_RDWR)
-            for descriptor in (0, 1, 2):  # nor on its copies of the caller's pipes (a caller may wait for their EOF)
-                os.dup2(devnull, descriptor)
-            os.nice(10)
-            shutil.rmtree(folder, ignore_errors=True)
-    except BaseException:  # noqa: BLE001 - never let the parent's code run on in a forked copy
-        code = 1
-    finally:
-        os._exit(code)
 
 
 def _exchange(first: Path, second: Path) -> bool:

@@ -48,9 +48,9 @@ from werkzeug.test import EnvironBuilder
 
 from blog.content.cache import remove_abandoned
 from blog.content.changes import post_page_keys
-from blog.content.parallel import may_fork, reap
+from blog.content.parallel import detach
 from blog.content.post import Post
-from blog.content.render_cache import alive, folders_trouble, read_trusted, write_atomically
+from blog.content.render_cache import FolderTrust, alive, read_trusted, write_atomically
 from blog.content.site import Site
 from blog.content.store import Snapshot, end_render_budget, start_render_budget
 from blog.http import Finished, finish
@@ -89,7 +89,7 @@ class PageCache:
         self.site = site
         self._site_print: tuple[tuple[int, ...], str] | None = None  # (what it was computed for, the print)
         self._pages_print: tuple[Any, str] | None = None  # (the page index it was computed for, the print)
-        self._trusted: tuple[int, bool] | None = None  # (pid, the folders were safe) for this process
+        self._folders_safe = FolderTrust((folder, self.folder), self._refuse)
         self._warned = False
 
     def path(self, url: str) -> str:
@@ -153,28 +153,8 @@ class PageCache:
 
         It waits for ``lock_folder``'s fill.lock (the render cache's), so pages come after the bodies.
         """
-        if not may_fork():
-            return
         server = os.getpid()
-        try:
-            child = os.fork()
-        except OSError:
-            return
-        if child:
-            reap(child)  # the child only forks the filler and leaves
-            return
-        code = 0
-        try:
-            if os.fork() == 0:  # the filler, adopted by init
-                devnull = os.open(os.devnull, os.O_RDWR)
-                os.dup2(devnull, 0)
-                os.dup2(devnull, 1)
-                os.nice(19)  # serving comes first, always
-                self._fill(server, cached, lock_folder)
-        except BaseException:  # noqa: BLE001 - never let the parent's code run on in a forked copy
-            code = 1
-        finally:
-            os._exit(code)
+        detach(lambda: self._fill(server, cached, lock_folder), niceness=19)  # serving comes first, always
 
     def _fill(self, server: int, cached: ResponseCache, lock_folder: str) -> None:
         os.makedirs(self.folder, mode=0o700, exist_ok=True)
@@ -240,17 +220,6 @@ class PageCache:
                                                         *(pages.resolve_post_url(name) for name in page.links))
                                                        for url, page in index.by_url.items())))
         return _digest([self._site_print[1], self._pages_print[1]])
-
-    def _folders_safe(self) -> bool:
-        """Check, once per process, that the cache folder and the pages folder are only ours to write."""
-        if self._trusted is not None and self._trusted[0] == os.getpid():
-            return self._trusted[1]
-        found = folders_trouble(self.parent, self.folder)
-        if found:
-            self._refuse(*found)
-        if found or os.path.isdir(self.folder):  # until the folder exists, look again next time
-            self._trusted = (os.getpid(), not found)
-        return not found
 
     def _refuse(self, path: str, why: str) -> None:
         log.warning("not using the page cache %s: %s", path, why)

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from blog.content.parallel import may_fork, reap
+from blog.content.parallel import detach
 
 log = logging.getLogger("quire.content")
 
@@ -89,29 +89,8 @@ class PostCache:
 
     def save(self, entries: dict[str, tuple[CacheKey, Any]]) -> None:
         """Write the entries, in a detached process when this one may fork, so the caller goes on at once."""
-        if not may_fork():
+        if not detach(lambda: self._write(entries), niceness=10):  # the server's start comes first
             self._write(entries)
-            return
-        try:
-            child = os.fork()
-        except OSError:
-            self._write(entries)
-            return
-        if child:
-            reap(child)  # the child only forks the writer and leaves, so nothing is left to reap
-            return
-        code = 0
-        try:
-            if os.fork() == 0:  # the writer, adopted by init: nobody waits for it, and nothing waits on it
-                devnull = os.open(os.devnull, os.O_RDWR)
-                os.dup2(devnull, 0)  # nor on its copies of stdin and stdout (a caller may wait for their EOF)
-                os.dup2(devnull, 1)
-                os.nice(10)  # the server's start comes first
-                self._write(entries)
-        except BaseException:  # noqa: BLE001 - never let the parent's code run on in a forked copy
-            code = 1
-        finally:
-            os._exit(code)
 
     def _write(self, entries: dict[str, tuple[CacheKey, Any]]) -> None:
         try:

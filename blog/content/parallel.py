@@ -14,7 +14,7 @@ import os
 import pickle
 import threading
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 log = logging.getLogger("quire.content")
 
@@ -48,6 +48,61 @@ def reap(pid: int) -> int:
         return os.waitpid(pid, 0)[1]
     except ChildProcessError:
         return 0
+
+
+def fork_writer(write: Callable[[BinaryIO], object]) -> tuple[int, int]:
+    """Fork a child that calls ``write`` with the write end of a pipe, then exits; return (pid, read end).
+
+    The child never returns, never runs the parent's exit handlers or flushes its buffers; it exits with 1 if
+    ``write`` raises. Raises OSError (and closes the pipe) when no child can be forked.
+    """
+    reading, writing = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(reading)
+        os.close(writing)
+        raise
+    if pid == 0:
+        code = 1
+        try:
+            os.close(reading)
+            with open(writing, "wb") as pipe:
+                write(pipe)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(writing)
+    return pid, reading
+
+
+def detach(work: Callable[[], object], niceness: int, *, quiet: bool = False) -> bool:
+    """Run ``work`` in a process of its own, adopted by init, at ``niceness``; False if this one may not fork.
+
+    Nobody waits for it, and it holds none of the caller's standard input and output (a caller may wait for
+    their end of file; with ``quiet``, nor standard error). The child in between exits at once, reaped here.
+    """
+    if not may_fork():
+        return False
+    try:
+        child = os.fork()
+    except OSError:
+        return False
+    if child:
+        reap(child)
+        return True
+    code = 0
+    try:
+        if os.fork() == 0:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for descriptor in (0, 1, 2) if quiet else (0, 1):
+                os.dup2(devnull, descriptor)
+            os.nice(niceness)
+            work()
+    except BaseException:  # noqa: BLE001 - never let the parent's code run on in a forked copy
+        code = 1
+    finally:
+        os._exit(code)
 
 
 def forked_map(function: Callable[[Item], Result], items: Sequence[Item],
@@ -88,26 +143,12 @@ def _abandon(children: list[tuple[int, int] | None]) -> None:
 
 def _spawn(function: Callable[[Item], Result], part: Sequence[Item]) -> tuple[int, int] | None:
     """Fork a child that computes ``part`` and writes the pickled results to a pipe; return (pid, read end)."""
-    reading, writing = os.pipe()
     try:
-        pid = os.fork()
+        return fork_writer(lambda pipe: pipe.write(pickle.dumps([function(item) for item in part],
+                                                                protocol=pickle.HIGHEST_PROTOCOL)))
     except OSError as error:
-        os.close(reading)
-        os.close(writing)
         log.warning("cannot fork a loading process (%s); loading its %d files here", error, len(part))
         return None
-    if pid == 0:  # the child: never returns, never runs the parent's exit handlers or flushes its buffers
-        code = 1
-        try:
-            os.close(reading)
-            data = pickle.dumps([function(item) for item in part], protocol=pickle.HIGHEST_PROTOCOL)
-            with open(writing, "wb") as pipe:
-                pipe.write(data)
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(writing)
-    return pid, reading
 
 
 def _collect(child: tuple[int, int] | None, function: Callable[[Item], Result],

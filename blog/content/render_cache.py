@@ -41,7 +41,7 @@ import markdown
 import pygments
 
 from blog.content.cache import remove_abandoned, unsafe
-from blog.content.parallel import may_fork, reap
+from blog.content.parallel import detach
 
 log = logging.getLogger("quire.content")
 
@@ -61,7 +61,7 @@ class RenderCache:
         self.folder = os.path.join(folder, f"rendered-{self.fingerprint[:16]}")
         self.parent = folder
         self.resolve_post_url = resolve_post_url
-        self._trusted: tuple[int, bool] | None = None  # (pid, the folders were safe) for this process
+        self._folders_safe = FolderTrust((folder, self.folder), self._refuse)
         self._warned = False
 
     def key(self, post: Any, kind: str = BODY) -> str:
@@ -141,28 +141,8 @@ class RenderCache:
 
     def fill(self, posts: Callable[[], Iterable[Any]], render: Callable[[Any], None]) -> None:
         """Render every post the cache lacks, in a detached low-priority process; nothing when this one may not fork."""
-        if not may_fork():
-            return
         server = os.getpid()
-        try:
-            child = os.fork()
-        except OSError:
-            return
-        if child:
-            reap(child)  # the child only forks the filler and leaves
-            return
-        code = 0
-        try:
-            if os.fork() == 0:  # the filler, adopted by init
-                devnull = os.open(os.devnull, os.O_RDWR)
-                os.dup2(devnull, 0)
-                os.dup2(devnull, 1)
-                os.nice(19)  # serving comes first, always
-                self._fill(server, posts, render)
-        except BaseException:  # noqa: BLE001 - never let the parent's code run on in a forked copy
-            code = 1
-        finally:
-            os._exit(code)
+        detach(lambda: self._fill(server, posts, render), niceness=19)  # serving comes first, always
 
     def _fill(self, server: int, posts: Callable[[], Iterable[Any]], render: Callable[[Any], None]) -> None:
         os.makedirs(self.folder, mode=0o700, exist_ok=True)
@@ -195,18 +175,6 @@ class RenderCache:
 
     def _header(self, key: str, html: bytes) -> bytes:
         return _header(self.fingerprint, key, html)
-
-    def _folders_safe(self) -> bool:
-        """Check, once per process, that the cache folder and this fingerprint's folder are only ours to write."""
-        if self._trusted is not None and self._trusted[0] == os.getpid():
-            return self._trusted[1]
-        found = folders_trouble(self.parent, self.folder)
-        trouble = found[1] if found else ""
-        if found:
-            self._refuse(*found)
-        if trouble or os.path.isdir(self.folder):  # until the folder exists, look again next time
-            self._trusted = (os.getpid(), not trouble)
-        return not trouble
 
     def _refuse(self, path: str, why: str) -> None:
         log.warning("not using the render cache %s: %s", path, why)
@@ -247,6 +215,30 @@ def read_trusted(path: str) -> tuple[bytes | None, str]:
     with open(descriptor, "rb") as handle:
         trouble = unsafe(os.fstat(handle.fileno()), folder=False)
         return (None, trouble) if trouble else (handle.read(), "")
+
+
+class FolderTrust:
+    """Whether a cache's folders (outermost first) are only this user's to write, checked once per process.
+
+    Until the innermost exists (the cache makes it), it is checked again each time. ``refuse`` is told the
+    folder and why when one is not safe.
+    """
+
+    def __init__(self, folders: tuple[str, ...], refuse: Callable[[str, str], None]):
+        self.folders = folders
+        self.refuse = refuse
+        self._known: tuple[int, bool] | None = None  # (pid, the folders were safe) for this process
+
+    def __call__(self) -> bool:
+        """Tell whether the folders are safe to read entries from and write them into."""
+        if self._known is not None and self._known[0] == os.getpid():
+            return self._known[1]
+        found = folders_trouble(*self.folders)
+        if found:
+            self.refuse(*found)
+        if found or os.path.isdir(self.folders[-1]):
+            self._known = (os.getpid(), not found)
+        return not found
 
 
 def folders_trouble(*folders: str) -> tuple[str, str] | None:
