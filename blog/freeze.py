@@ -37,14 +37,12 @@ import selectors
 import shutil
 import signal
 import struct
-import sys
 import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 from stat import S_ISREG
 from typing import Any, BinaryIO
@@ -61,6 +59,7 @@ from blog.content.jekyll import JekyllSite
 from blog.content.parallel import detach, fork_writer, may_fork, reap, usable_cpus
 from blog.content.store import Snapshot
 from blog.theme import static_folders
+from blog.page_cache import post_version, site_fingerprint
 from blog.views import RELATED_POSTS
 
 MARKER = ".quire-freeze"  # the manifest; it also marks a folder this command made, which the next export may replace
@@ -320,10 +319,13 @@ class _Exporter:
         self._feed: tuple[tuple[str, str], Any] | None = None
         self.site = app.extensions["quire.site"]
         self.store_app = app.extensions["quire.cache"].app  # Flask's own WSGI app, behind the response cache
-        self.pages = {url: _version(page, self.site.pages) for url, page in self.site.page_index.by_url.items()}
+        self.pages = {url: post_version(page, self.site.pages.resolve_post_url)
+                      for url, page in self.site.page_index.by_url.items()}
         # Pages are in every page's menu (nav), so any change to them is a change to every page.
-        self.fingerprint = _digest([_fingerprint(app), sorted(self.pages.items())])
-        self.versions = {post.url: _version(post, self.store) for post in self.snapshot.posts}
+        # What decides every page's look besides the posts: the page cache's fingerprint (code, templates, the
+        # theme, static files, settings, the site file), this exporter's format and the pages.
+        self.fingerprint = _digest([FORMAT, site_fingerprint(app, self.site), sorted(self.pages.items())])
+        self.versions = {post.url: post_version(post, self.store.resolve_post_url) for post in self.snapshot.posts}
         self.group_prints = {(kind, slug): _digest([(post.url, post.sort_key[0]) for post in group.posts])
                              for kind, groups in (("tag", self.snapshot.tags), ("category", self.snapshot.categories))
                              for slug, group in groups.items()}
@@ -1041,30 +1043,6 @@ def site_path(reference: str, page: str, base: str) -> str | None:
 
 
 # Keys and the manifest -----------------------------------------------------------------------------------
-
-def _version(post: Post, store: PostStore) -> str:
-    """Return a digest of everything about ``post`` that any page showing it may show."""
-    # The dataclass repr (every field but the store's plumbing), the file's digest (its body), the front matter,
-    # and the URLs its post_url and link tags name, which are part of its HTML.
-    return _digest([repr(post), post.digest, repr(post.meta), *(store.resolve_post_url(name) for name in post.links)])
-
-
-def _fingerprint(app: Flask) -> str:
-    """Return a digest of everything besides the posts that decides what a page looks like."""
-    parts: list[Any] = [FORMAT, sys.version, *(version(name) for name in ("flask", "jinja2", "markdown", "pygments",
-                                                                           "werkzeug", "flask-flatpages"))]
-    parts += sorted((name, repr(value)) for name, value in app.config.items() if name.startswith("BLOG_"))
-    for folder in (Path(__file__).resolve().parent, Path(app.root_path, app.template_folder or "").resolve()):
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                parts += [path.relative_to(folder).as_posix(), _digest_bytes(path.read_bytes())]
-    static = app.static_folder or ""
-    if os.path.isdir(static):  # pages carry static files' fingerprints in their asset URLs
-        for relative, source in static_files(static):
-            status = os.stat(source)
-            parts += [relative, status.st_size, status.st_mtime_ns]
-    return _digest(parts)
-
 
 def _read_manifest(folder: Path) -> _Previous:
     """Return what the previous export's manifest says, or a clean slate when there is none it can trust."""

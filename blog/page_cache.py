@@ -35,7 +35,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -193,9 +193,7 @@ class PageCache:
         memo = _memo(snapshot)
         found = memo.get(post.url)
         if found is None:
-            resolve = self.site.posts.resolve_post_url
-            found = memo[post.url] = _digest([repr(post), post.digest, repr(post.meta),
-                                              *(resolve(name) for name in post.links)])
+            found = memo[post.url] = post_version(post, self.site.posts.resolve_post_url)
         return found
 
     def _print(self, snapshot: Snapshot, kind: str, slug: str) -> str:
@@ -212,7 +210,7 @@ class PageCache:
         """Return a digest of everything besides the posts that decides how a post's page looks."""
         watched = (self.site.pages.generation, *(item.generation for item in self.site.watched))
         if self._site_print is None or self._site_print[0] != watched:
-            self._site_print = (watched, _site_print(self.app, self.site))
+            self._site_print = (watched, site_fingerprint(self.app, self.site))
         index = self.site.page_index  # the same object until posts or pages change
         if self._pages_print is None or self._pages_print[0] is not index:
             pages = self.site.pages
@@ -225,7 +223,14 @@ class PageCache:
         log.warning("not using the page cache %s: %s", path, why)
 
 
-def _site_print(app: Flask, site: Site) -> str:
+def post_version(post: Post, resolve_post_url: Callable[[str], str | None]) -> str:
+    """Return a digest of everything about ``post`` that any page showing it may show (here and in blog freeze)."""
+    # The dataclass repr (every field but the store's plumbing), the file's digest (its body), the front matter,
+    # and the URLs its post_url and link tags name, which are part of its HTML.
+    return _digest([repr(post), post.digest, repr(post.meta), *(resolve_post_url(name) for name in post.links)])
+
+
+def site_fingerprint(app: Flask, site: Site) -> str:
     """Return a digest of Quire's code and libraries, templates, theme, static files, settings and site file."""
     parts: list[Any] = [FORMAT, sys.version, *(package_version(name) for name in
                                                ("flask", "jinja2", "markdown", "pygments", "werkzeug", "flask-flatpages"))]

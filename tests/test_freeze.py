@@ -233,6 +233,26 @@ def test_a_second_export_into_the_same_folder_is_refused_while_one_runs(make_app
     assert "posts/new/index.html" in tree(out)
 
 
+def test_a_site_file_or_theme_edit_reaches_every_page_of_the_next_export(make_app: AppFactory, write_post: WritePost,
+                                                                          posts_dir: Path, tmp_path: Path) -> None:
+    write_post("2024-01-01-a.md", "Hello.", title="A")
+    site_file = posts_dir.parent / "site.yml"
+    site_file.write_text("title: First Title\n", encoding="utf-8")
+    out = tmp_path / "site"
+    export(make_app(), out)
+    site_file.write_text("title: Second Title\n", encoding="utf-8")  # the title in every page's head and header
+    export(make_app(), out)
+    page = out / "posts" / "a" / "index.html"
+    assert "Second Title" in page.read_text(encoding="utf-8")
+    footer = Path(__file__).resolve().parent.parent / "templates" / "_footer.html"  # the default theme's
+    theme = posts_dir.parent / "theme" / "templates"
+    theme.mkdir(parents=True)
+    (theme / "_footer.html").write_text(footer.read_text(encoding="utf-8").replace("</footer>", "<p>Themed.</p></footer>"),
+                                        encoding="utf-8")
+    export(make_app(), out)
+    assert "Themed." in page.read_text(encoding="utf-8") and "Themed." in (out / "index.html").read_text(encoding="utf-8")
+
+
 def test_the_spare_is_brought_up_to_date_and_exchanged_with_the_folder(make_app: AppFactory, write_post: WritePost,
                                                                       site: Flask, tmp_path: Path) -> None:
     out, spare = tmp_path / "site", exporter.spare_folder(tmp_path / "site")
