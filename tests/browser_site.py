@@ -75,7 +75,8 @@ $$
     Shown on request. A broken formula stays text: $x^$.
 """
 
-# A menu longer than the default one (nine entries, one of them long), so every page and width is tested with it.
+# A menu longer than the default one (nine entries, one of them long, one a single word wider than a phone), so every
+# page and width is tested with it.
 SITE_FILE = """\
 author:
   name: Ada Lindqvist
@@ -93,7 +94,7 @@ nav:
   - pages
   - {title: Talks and slides, url: "https://talks.example.org/"}
 """
-NAV_PAGES = {"about": "About", "projects": "Projects", "uses": "Uses", "now": "Now"}
+NAV_PAGES = {"about": "About", "projects": "Projects", "uses": "Rechtsschutzversicherungsgesellschaften", "now": "Now"}
 
 PAGES = {
     "index": "/",

@@ -158,7 +158,10 @@ def test_a_long_menu_stays_whole_and_reachable(browser, site: str, width: int) -
         boxes = page.evaluate("""() => {
             const box = (element) => { const r = element.getBoundingClientRect();
                                        return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; };
-            return {header: box(document.querySelector('.site-header .wrap')),
+            const wrap = document.querySelector('.site-header .wrap'), style = getComputedStyle(wrap);
+            const header = box(wrap);  // its content box: the parts stay off the padding at the screen's edges
+            header.left += parseFloat(style.paddingLeft); header.right -= parseFloat(style.paddingRight);
+            return {header: header,
                     title: box(document.querySelector('.site-title')),
                     search: box(document.querySelector('.site-search')),
                     links: [...document.querySelectorAll('.site-nav a')].map(box)};
