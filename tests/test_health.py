@@ -79,7 +79,7 @@ def test_healthz_reads_no_file_and_renders_nothing(make_app: AppFactory, write_p
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("/healthz touched the posts")
 
-    for name in ("walk", "read", "render_markdown"):
+    for name in ("walk", "read", "render_text"):
         monkeypatch.setattr(store.pages, name, forbidden)
     monkeypatch.setattr(store, "render_body", forbidden)
     client = app.test_client()

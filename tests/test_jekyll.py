@@ -541,3 +541,39 @@ def test_a_new_page_of_the_site_is_live_and_in_the_sitemap_not_the_feed(site: Pa
         assert "Reading about otters" not in client.get("/feed.xml").get_data(as_text=True)
     finally:
         app.extensions["quire.watchers"].stop()  # its polling threads must not outlive the test
+
+
+# Markup that Python-Markdown would rewrite: a first line of text, and an indented line after a blank one.
+_HTML_TEXT = """\
+Welcome to <a href="/x">my_site_name</a>, *as written*.
+
+    <p class="indented">Indented four, after a blank line.</p>
+
+<section>
+  <p>Version {{ page.version }}</p>
+</section>
+"""
+
+
+def test_html_pages_and_posts_get_liquid_but_not_markdown(site: Path, make_site: MakeSite, tmp_path: Path) -> None:
+    write(site / "start.html", f"---\ntitle: Start\nversion: 5.9\n---\n{_HTML_TEXT}")
+    post(site, "_posts/2024-02-01-in-html.html", "title: In HTML\nversion: 5.9\n", _HTML_TEXT)
+    post(site, "_posts/2024-02-02-in-markdown.md", "title: In Markdown\nversion: 5.9\n", _HTML_TEXT)
+    client = make_site("permalink: pretty\n", BLOG_CACHE_DIR=str(tmp_path / "cache")).test_client()
+    for url in ("/start/", "/2024/02/01/in-html/"):
+        body = BeautifulSoup(client.get(url).data, "html.parser").find(class_=["post-body", "page-body"])
+        text = str(body)
+        assert "Welcome to <a href=\"/x\">my_site_name</a>, *as written*." in text, url  # no <p>, no <em>
+        assert body.select_one("p.indented") is not None and body.find("pre") is None, url
+        assert "Version 5.9" in body.get_text(), url  # Liquid still applies
+    markdown = BeautifulSoup(client.get("/2024/02/02/in-markdown/").data, "html.parser").find(class_="post-body")
+    assert markdown.find("em") is not None and markdown.find("pre") is not None  # the same text, as Markdown
+
+
+def test_a_post_renamed_from_markdown_to_html_is_rendered_again(site: Path, make_site: MakeSite,
+                                                                 tmp_path: Path) -> None:
+    cache = str(tmp_path / "cache")
+    written = post(site, "_posts/2024-02-01-renamed.md", body="Some *text*.")
+    assert "<em>text</em>" in make_site(BLOG_CACHE_DIR=cache).extensions["quire"].snapshot.posts[0].html
+    written.rename(written.with_suffix(".html"))  # the same bytes: the render cache must not answer for both
+    assert "Some *text*." in make_site(BLOG_CACHE_DIR=cache).extensions["quire"].snapshot.posts[0].html

@@ -108,14 +108,14 @@ class RenderPool:
 
     def render(self, settings: bytes, text: str, page_values: Mapping[str, Any], links: Mapping[str, str | None],
                seconds: float, memory_mb: int, wait: float | None = None, keep: tuple[str, str, str] | None = None,
-               late: Callable[[str | RenderFailed], None] | None = None) -> str:
+               late: Callable[[str | RenderFailed], None] | None = None, raw_html: bool = False) -> str:
         """Return the HTML of ``text`` rendered in a child within ``seconds``; raise RenderFailed or RenderPending.
 
         ``settings`` are the renderer's (``markup.Renderer.settings``); ``wait`` bounds how long this call
         blocks (None: the whole deadline); past it the render goes on and ``late`` gets its outcome. ``keep``
         is (folder, fingerprint, key) of the render cache entry the child writes when it finishes.
         """
-        request = pickle.dumps((settings, text, dict(page_values), dict(links), seconds, memory_mb, keep),
+        request = pickle.dumps((settings, text, dict(page_values), dict(links), raw_html, seconds, memory_mb, keep),
                                protocol=pickle.HIGHEST_PROTOCOL)
         job = Job(request, seconds, memory_mb, late)
         self.jobs += 1
@@ -345,7 +345,7 @@ def _serve(requests: int, replies: int) -> None:
         data = _receive(requests)
         if data is None:
             return
-        settings, text, page_values, links, seconds, memory_mb, target = pickle.loads(data)  # noqa: S301 - our parent
+        settings, text, page_values, links, raw_html, seconds, memory_mb, target = pickle.loads(data)  # noqa: S301 - our parent
         fatal = False
         _cap_memory(inherited + memory_mb * 1024 * 1024)
         signal.setitimer(signal.ITIMER_PROF, seconds)  # CPU seconds of this process: see the module docstring
@@ -353,7 +353,7 @@ def _serve(requests: int, replies: int) -> None:
             renderer = renderers.get(settings)
             if renderer is None:
                 renderer = renderers[settings] = Renderer.from_settings(settings)
-            answer: tuple[str, str] = ("html", renderer.convert(text, links.get, page_values))
+            answer: tuple[str, str] = ("html", renderer.convert(text, links.get, page_values, raw_html))
         except MemoryError:
             answer, fatal = ("memory", ""), True
         except Exception as error:  # noqa: BLE001 - any failure (RecursionError too) is this post's problem

@@ -397,8 +397,10 @@ def settings_from_config(config: Mapping[str, Any]) -> dict[str, str]:
     feed = config.get("feed")
     if isinstance(feed, dict) and isinstance(feed.get("path"), str) and feed["path"].strip():
         found["BLOG_FEED_PATH"] = feed["path"].strip()
-    extensions = str(config.get("markdown_ext") or DEFAULT_MARKDOWN_EXT)
-    found["BLOG_EXTENSIONS"] = ",".join(f".{item.strip()}" for item in extensions.split(",") if item.strip())
+    # Jekyll reads a dated file of _posts in HTML too, through Liquid alone: the Markdown ones and .html.
+    extensions = [f".{item.strip()}" for item in str(config.get("markdown_ext") or DEFAULT_MARKDOWN_EXT).split(",")
+                  if item.strip()]
+    found["BLOG_EXTENSIONS"] = ",".join(dict.fromkeys((*extensions, ".html")))
     return found
 
 

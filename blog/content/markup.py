@@ -16,7 +16,7 @@ import yaml
 from markdown.extensions.codehilite import CodeHiliteExtension
 from markdown.extensions.toc import TocExtension
 
-from blog.content import isolation
+from blog.content import isolation, jekyll
 
 log = logging.getLogger("quire.content")
 
@@ -104,10 +104,13 @@ class Renderer:
         site_values, sanitize, extensions = pickle.loads(settings)  # noqa: S301 - our own parent's
         return cls(site_values, sanitize=sanitize, extensions=extensions, isolated=False)
 
-    def render(self, text: str, resolve: PostUrlResolver, page_values: Mapping[str, Any], *,
+    def render(self, text: str, resolve: PostUrlResolver, page_values: Mapping[str, Any], *, raw_html: bool = False,
                wait: float | None = None, keep: tuple[str, str, str] | None = None,
                late: Callable[[str | RenderError], None] | None = None) -> str:
         """Return the HTML of Markdown ``text`` after the Liquid tags Quire knows; raise RenderError past the budget.
+
+        ``raw_html`` text (a ``.html`` post or page) gets the Liquid tags only, as Jekyll renders it: through
+        Markdown, its indented lines would become code blocks and a first line of text a paragraph.
 
         The render runs in a child process (isolation.RenderPool) that is killed when it overruns the budget
         or its memory cap, whatever it is doing. The caller blocks for ``wait`` seconds at most (None: the
@@ -119,7 +122,7 @@ class Renderer:
         if reason is not None:
             raise RenderError(f"not rendered: {reason}")
         if not self.isolated:
-            return self._render_in_thread(text, resolve, page_values)
+            return self._render_in_thread(text, resolve, page_values, raw_html)
         # The child's copy of the posts is as old as the child: the parent resolves the links, with today's.
         links = {name: resolve(name) for name in linked_posts(text)}
         if late is not None:
@@ -127,17 +130,18 @@ class Renderer:
                 late(outcome if isinstance(outcome, str) else _failure(outcome.message, outcome.lasting))
         try:
             return isolation.pool().render(self.settings, text, page_values, links, self.budget, self.memory_mb,
-                                           wait, keep, told if late is not None else None)
+                                           wait, keep, told if late is not None else None, raw_html=raw_html)
         except isolation.RenderFailed as failed:
             raise _failure(failed.message, failed.lasting) from None
 
-    def _render_in_thread(self, text: str, resolve: PostUrlResolver, page_values: Mapping[str, Any]) -> str:
+    def _render_in_thread(self, text: str, resolve: PostUrlResolver, page_values: Mapping[str, Any],
+                          raw_html: bool) -> str:
         """Render in a thread abandoned past the budget: where no child process can be had (no fork)."""
         outcome: dict[str, Any] = {}
 
         def run() -> None:
             try:
-                outcome["html"] = self.convert(text, resolve, page_values)
+                outcome["html"] = self.convert(text, resolve, page_values, raw_html)
             except Exception as error:  # noqa: BLE001 - any failure (RecursionError too) is this post's problem
                 outcome["error"] = error
 
@@ -151,9 +155,13 @@ class Renderer:
             raise _failure(f"rendering failed ({type(error).__name__}: {str(error)[:200]})")
         return outcome["html"]
 
-    def convert(self, text: str, resolve: PostUrlResolver, page_values: Mapping[str, Any]) -> str:
+    def convert(self, text: str, resolve: PostUrlResolver, page_values: Mapping[str, Any],
+                raw_html: bool = False) -> str:
         """Return the HTML of ``text`` rendered here and now, with no deadline (a render child's job)."""
-        html = self._convert(text, resolve, page_values)
+        if raw_html:
+            html = finish_html(self.liquid(text, resolve, page_values))
+        else:
+            html = self._convert(text, resolve, page_values)
         return clean(html) if self.sanitize else html
 
     def _convert(self, text: str, resolve: PostUrlResolver, page_values: Mapping[str, Any]) -> str:
@@ -281,6 +289,11 @@ _CENTER = re.compile(r"<(/?)center\b([^>]*)>", re.IGNORECASE)
 _ALIGN_STYLE = re.compile(r'\sstyle="text-align: ?(left|right|center);?"')
 _SCROLLER = re.compile(r"<(pre|table)((?:\s[^>]*)?)>")
 _IMG_DEFAULTS = (("loading", "lazy"), ("decoding", "async"), ("referrerpolicy", "no-referrer"))
+
+
+def is_html(relative: str) -> bool:
+    """Tell whether a post or page file is written in HTML (Jekyll's ``.html``, ``.htm``, ``.xhtml``), not Markdown."""
+    return relative.lower().endswith(jekyll.HTML_EXTENSIONS)
 
 
 def finish_html(html: str) -> str:

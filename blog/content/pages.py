@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask
 from flask_flatpages import FlatPages, Page
 
+from blog.content.markup import is_html
 from blog.content.source import Source, SourceError, body_of, decode, split
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -23,10 +24,11 @@ class FileChanging(SourceError):
 class PostPage(Page):
     """A FlatPages page whose front matter was parsed (and checked) when the file was read."""
 
-    def __init__(self, path: str, source: Source, folder: str, renderer: Any):
-        super().__init__(path, "", source.body, renderer, folder)
+    def __init__(self, relative: str, source: Source, renderer: Any):
+        super().__init__(relative.rsplit(".", 1)[0], "", source.body, renderer, os.path.dirname(relative))
         self.__dict__["meta"] = source.meta  # shadows Page.meta, which would parse the YAML again
         self.source = source
+        self.relative = relative  # the file's name, extension and all: a .html page is not Markdown
 
 
 class PostPages(FlatPages):
@@ -100,8 +102,8 @@ class PostPages(FlatPages):
         return (name.startswith(".") or (self.skips_underscore_folders and name.startswith("_"))
                 or name in self.skipped_folders)
 
-    def render_markdown(self, text: str, meta: dict[str, Any], **options: Any) -> str:
-        """Render Markdown with the renderer and post-URL resolver the store attached (options: Renderer.render's)."""
+    def render_text(self, text: str, meta: dict[str, Any], **options: Any) -> str:
+        """Render a post's text with the renderer and post-URL resolver the store attached (options: Renderer.render's)."""
         return self.renderer.render(text, self.resolve_post_url, meta, **options)
 
     def read(self, relative: str, max_size: int) -> tuple[Source, os.stat_result, str]:
@@ -133,7 +135,7 @@ class PostPages(FlatPages):
         """Return a FlatPages page for a post file's text, made when it is rendered (posts do not keep one)."""
         if self._renderer_wrapper is None:
             self._renderer_wrapper = self._smart_html_renderer(self.config("html_renderer"))
-        return PostPage(relative.rsplit(".", 1)[0], source, os.path.dirname(relative), self._renderer_wrapper)
+        return PostPage(relative, source, self._renderer_wrapper)
 
 
 def digest_of(data: bytes) -> str:
@@ -155,7 +157,7 @@ def _read_exactly(descriptor: int, size: int) -> bytes:
 
 def render_page(body: str, pages: PostPages, page: PostPage) -> str:
     """Render a page's body; FlatPages calls this once per page (FLATPAGES_HTML_RENDERER) and caches it."""
-    return pages.render_markdown(body, page.meta)
+    return pages.render_text(body, page.meta, raw_html=is_html(page.relative))
 
 
 def is_post_file(name: str, extensions: tuple[str, ...]) -> bool:

@@ -41,6 +41,7 @@ import markdown
 import pygments
 
 from blog.content.cache import remove_abandoned, unsafe
+from blog.content.markup import is_html
 from blog.content.parallel import detach
 
 log = logging.getLogger("quire.content")
@@ -66,7 +67,9 @@ class RenderCache:
 
     def key(self, post: Any, kind: str = BODY) -> str:
         """Return the entry key of one kind of HTML of one version of a post, given today's link targets."""
-        digest = hashlib.blake2b(f"{kind}\0{post.digest}".encode(), digest_size=16)
+        # The same text is other HTML in a .html file (no Markdown): renamed from .md, it is another entry.
+        markup = "\0html" if is_html(post.source) else ""
+        digest = hashlib.blake2b(f"{kind}{markup}\0{post.digest}".encode(), digest_size=16)
         for name in post.links:  # almost always none: then the file's content alone decides
             digest.update(f"\0{name}\0{self.resolve_post_url(name) or ''}".encode())
         return digest.hexdigest()

@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo
 
 from blog.content import isolation, jekyll, post as rules
 from blog.content.markup import (
-    RENDER_SECONDS, Renderer, RenderError, RenderPending, jekyll_site_values, linked_posts, pathological, unknown_liquid_tags,
+    RENDER_SECONDS, Renderer, RenderError, RenderPending, is_html, jekyll_site_values, linked_posts, pathological,
+    unknown_liquid_tags,
 )
 from blog.content.pages import FileChanging, PostPages, is_post_file
 from blog.content.cache import PostCache, folder_for, key_of
@@ -345,7 +346,7 @@ class PostStore:
         renderer = self.pages.renderer
         keep = self.rendered.target(post, kind) if self.rendered and current else None
         try:
-            rendered = self.pages.render_markdown(text, post.meta, wait=remaining, keep=keep,
+            rendered = self.pages.render_text(text, post.meta, raw_html=is_html(post.source), wait=remaining, keep=keep,
                                                   late=functools.partial(self._finished_late, post, kind))
         except RenderPending:
             self._running[(post.source, kind)] = post
