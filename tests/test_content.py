@@ -185,6 +185,57 @@ def test_excerpts(make_app: AppFactory, write_post: WritePost, body: str, meta: 
     assert only_post(make_app).excerpt_source == excerpt
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        '<div class="note">\n<p>Opened in the excerpt.</p>\n\n<p>Closed after it.</p>\n</div>',  # an open block
+        'Intro with <a href="/x">a link that\n\ngoes on</a> past the cut.',  # an open inline element
+        'Closes what it never opened.</div></article>\n\nMore.',  # stray end tags
+    ],
+)
+def test_an_excerpt_cut_inside_raw_html_keeps_the_listing_whole(make_app: AppFactory, write_post: WritePost,
+                                                                  body: str) -> None:
+    from bs4 import BeautifulSoup
+
+    write_post("2020-01-01-raw.md", body, title="Raw")
+    for number in range(1, 4):
+        write_post(f"2019-01-0{number}-plain-{number}.md", "Plain text.", title=f"Plain {number}")
+    page = BeautifulSoup(make_app().test_client().get("/").data, "lxml")  # lxml's HTML parser: as a browser nests
+    cards = page.select("article.card")
+    assert [card.h2.get_text(strip=True) for card in cards] == ["Raw", "Plain 3", "Plain 2", "Plain 1"]
+    assert len({id(card.parent) for card in cards}) == 1  # siblings, none taken in by the one before it
+    excerpt = only_post_of(make_app, "/posts/raw/").excerpt_html
+    assert excerpt.strip() and _unbalanced(excerpt) == []
+
+
+def only_post_of(make_app: AppFactory, url: str) -> Post:
+    return make_app().extensions["quire"].snapshot.by_url[url]
+
+
+def _unbalanced(fragment: str) -> list[str]:
+    """Return the elements of an HTML fragment left open or closed by another's end tag, and stray end tags."""
+    from html.parser import HTMLParser
+
+    void = {"br", "img", "hr", "input", "wbr", "source", "meta", "link", "area", "col", "embed", "track", "base"}
+    opened: list[str] = []
+    strays: list[str] = []
+
+    class Balance(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            if tag not in void:
+                opened.append(tag)
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag not in opened:
+                strays.append(f"</{tag}>")
+                return
+            while (top := opened.pop()) != tag:  # closed only by its container's end: browsers reopen an <a>
+                strays.append(f"<{top}>")
+
+    Balance().feed(fragment)
+    return opened + strays
+
+
 def test_description_prefers_front_matter(make_app: AppFactory, write_post: WritePost) -> None:
     write_post("2020-01-01-a.md", "Body **bold** text.", title="A", description="Short <b>summary</b>.")
     assert only_post(make_app).description == "Short summary ."

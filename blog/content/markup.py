@@ -288,6 +288,12 @@ _IMG = re.compile(r"<img\b([^>]*?)(\s*/?)>", re.IGNORECASE)
 _CENTER = re.compile(r"<(/?)center\b([^>]*)>", re.IGNORECASE)
 _ALIGN_STYLE = re.compile(r'\sstyle="text-align: ?(left|right|center);?"')
 _SCROLLER = re.compile(r"<(pre|table)((?:\s[^>]*)?)>")
+# A comment, a raw-text element whole (skipped), or a start or end tag: (/)(name)(/) of the last.
+_TAG_TOKEN = re.compile(r"<!--.*?(?:-->|$)|<(?:script|style|textarea)\b.*?(?:</(?:script|style|textarea)\s*>|$)"
+                        r"|<(/?)([a-zA-Z][a-zA-Z0-9:-]*)(?:\s[^<>]*?)?(/?)>", re.DOTALL | re.IGNORECASE)
+_VOID_ELEMENTS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+                            "track", "wbr"})
+_OPTIONAL_END = frozenset({"p", "li", "dt", "dd", "tr", "td", "th", "option", "rt", "rp"})
 _IMG_DEFAULTS = (("loading", "lazy"), ("decoding", "async"), ("referrerpolicy", "no-referrer"))
 
 
@@ -318,6 +324,44 @@ def finish_html(html: str) -> str:
     # Code and tables scroll sideways inside themselves on narrow screens; keyboard users must reach them.
     return _SCROLLER.sub(lambda match: match.group(0) if "tabindex" in match.group(2)
                          else f'<{match.group(1)} tabindex="0"{match.group(2)}>', html)
+
+
+def balanced(fragment: str) -> str:
+    """Return an HTML fragment with its unclosed elements closed at the end and its stray end tags dropped.
+
+    For excerpts, cut from a post at a blank line that may fall inside the author's own HTML: shown in a
+    listing, an open ``<div>`` or ``<a>`` would take in the posts after it (an ``<a>`` even past an end tag of
+    the element holding it, as browsers reopen it), and a stray ``</div>`` would close the listing's own. Elements whose end tag HTML lets one leave out (``<p>``, ``<li>``...) end where the next
+    of their kind starts; comments and the text of ``<script>``, ``<style>`` and ``<textarea>`` are skipped.
+    """
+    if "<" not in fragment:
+        return fragment
+    opened: list[str] = []
+    parts: list[str] = []
+    kept = 0
+    for match in _TAG_TOKEN.finditer(fragment):
+        closing, name, empty = match.group(1), (match.group(2) or "").lower(), match.group(3)
+        if not name or name in _VOID_ELEMENTS or (empty and not closing):  # a comment, raw text, <br>, <x/>
+            continue
+        if not closing:
+            if name in _OPTIONAL_END and opened and opened[-1] == name:
+                opened.pop()
+            opened.append(name)
+        elif name in opened:  # what it closes on the way is closed by name: an <a> left open would be reopened
+            inner = []
+            while (top := opened.pop()) != name:
+                inner.append(f"</{top}>")
+            if inner:
+                parts.append(fragment[kept:match.start()] + "".join(inner))
+                kept = match.start()
+        else:
+            parts.append(fragment[kept:match.start()])
+            kept = match.end()
+    if not parts and not opened:
+        return fragment
+    parts.append(fragment[kept:])
+    parts.extend(f"</{name}>" for name in reversed(opened))
+    return "".join(parts)
 
 
 def _center_to_div(match: re.Match[str]) -> str:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from blog.content import isolation, jekyll, post as rules
 from blog.content.markup import (
-    RENDER_SECONDS, Renderer, RenderError, RenderPending, is_html, jekyll_site_values, linked_posts, pathological,
+    RENDER_SECONDS, Renderer, RenderError, RenderPending, balanced, is_html, jekyll_site_values, linked_posts, pathological,
     unknown_liquid_tags,
 )
 from blog.content.pages import FileChanging, PostPages, is_post_file
@@ -302,6 +302,11 @@ class PostStore:
         return self._bounded(post, body, BODY, current)
 
     def _render_excerpt(self, post: Post) -> str:
+        # Cut from the body at a blank line, which may fall inside the author's raw HTML: closed here, so that
+        # it cannot take in the rest of a listing (the render cache keeps the excerpt as rendered).
+        return balanced(self._excerpt_html(post))
+
+    def _excerpt_html(self, post: Post) -> str:
         rendered = self._known(post, EXCERPT)
         if rendered is not None:
             return rendered
