@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import threading
@@ -224,25 +225,25 @@ def without_marker(start_response: StartResponse) -> StartResponse:
 
 
 def finish(status: str, headers: list[tuple[str, str]], body: bytes, changed_at: float,
-           packed: bytes | None = None) -> tuple[Finished, bool]:
+           packed: bytes | None = None, etag: str | None = None) -> tuple[Finished, bool]:
     """Return a response with strong ETags, Last-Modified and a gzip variant, and whether to cache it.
 
-    ``packed`` is the body's gzip when known (the page cache's), which compression would give again.
+    ``packed`` and ``etag`` are the body's gzip and identity ETag when known (the page cache's): compressing
+    and hashing the body would give them again, at a cost a page read from disk should not pay.
     """
     cacheable = any(name.lower() == CACHE_MARKER.lower() for name, _ in headers)
     kept = [(name, value) for name, value in headers if name.lower() not in _DROPPED]
-    names = {name.lower() for name, _ in kept}
+    given = next((value for name, value in kept if name.lower() == "last-modified"), None)
     last_modified = None
-    if "last-modified" not in names and status.startswith("200") and cacheable:
-        kept.append(("Last-Modified", formatdate(changed_at, usegmt=True)))
+    if given is not None:
+        last_modified = _parse_http_date(given)
+    elif status.startswith("200") and cacheable:
+        kept.append(("Last-Modified", _http_date(changed_at)))
         last_modified = changed_at
-    for name, value in kept:
-        if name.lower() == "last-modified":
-            last_modified = _parse_http_date(value)
     content_type = next((value for name, value in kept if name.lower() == "content-type"), "")
     compressible = content_type.startswith(COMPRESSIBLE) and len(body) >= 256
     vary = [("Vary", "Accept-Encoding")] if compressible else []
-    identity_tag = _etag(body)
+    identity_tag = etag or _etag(body)
     identity = Variant(body, identity_tag, [*kept, *vary, ("ETag", identity_tag), ("Content-Length", str(len(body)))])
     gzipped = None
     if compressible:
@@ -289,6 +290,12 @@ def _accepts_gzip(header: str) -> bool:
             except ValueError:
                 return True
     return False
+
+
+@functools.lru_cache(maxsize=4)
+def _http_date(moment: float) -> str:
+    """Return ``moment`` as an HTTP date: once per change of the content, not once per response."""
+    return formatdate(moment, usegmt=True)
 
 
 def _etag(body: bytes) -> str:

@@ -13,7 +13,8 @@ showed when rendered, so any process can check in microseconds that it still sho
   versions;
 - a print of each of the post's tags and categories (their posts' URLs and dates): related posts are ranked
   from those groups alone, so while the prints hold the recorded related posts are still the ones chosen.
-Versions and prints are computed on first use and kept with the snapshot, so a change costs what it touches.
+A post's version is worked out once per post version (kept with the Post), a group's print once per change
+of its membership, and the URLs a post's links name once per snapshot, so a change costs what it touches.
 
 The file is a header line (magic, format, key, hash of the rest), a JSON line (that record, the view's
 status and headers), then the page's gzip body: the identity body is its decompression, and ETag,
@@ -28,13 +29,13 @@ page of every post that lacks a valid entry, newest first, so a crawler finds pa
 from __future__ import annotations
 
 import fcntl
-import gzip
 import hashlib
 import json
 import logging
 import os
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
@@ -61,10 +62,11 @@ if TYPE_CHECKING:  # the response cache holds this one: only its type is needed 
 
 log = logging.getLogger("quire.content")
 
-FORMAT = 1
+FORMAT = 2
 FOLDER = "pages"
 UNWANTED_SECONDS = 30 * 24 * 3600.0  # entries of URLs no current post has are removed once this old
 _MAGIC = b"quire-page"
+_GZIP_WINDOW = 16 + zlib.MAX_WBITS  # zlib's name for the gzip format: gzip.decompress without its wrapper
 _BLOG = Path(__file__).resolve().parent
 
 
@@ -89,6 +91,7 @@ class PageCache:
         self.site = site
         self._site_print: tuple[tuple[int, ...], str] | None = None  # (what it was computed for, the print)
         self._pages_print: tuple[Any, str] | None = None  # (the page index it was computed for, the print)
+        self._prints: dict[tuple[str, str], tuple[tuple[Post, ...], str]] = {}  # (kind, slug): (its posts, print)
         self._folders_safe = FolderTrust((folder, self.folder), self._refuse)
         self._warned = False
 
@@ -127,9 +130,9 @@ class PageCache:
                 return None
             related.append(other)
         packed = payload if record["gzip"] else None
-        body = gzip.decompress(payload) if packed is not None else payload
+        body = zlib.decompress(payload, _GZIP_WINDOW) if packed is not None else payload
         finished, _ = finish(record["status"], [tuple(pair) for pair in record["headers"]], body,
-                             self.site.changed_at, packed=packed)
+                             self.site.changed_at, packed=packed, etag=record["etag"])
         return finished, frozenset(post_page_keys(post, (newer, older), related))
 
     def put(self, url: str, shown: PostPage, status: str, headers: list[tuple[str, str]], finished: Finished) -> None:
@@ -140,7 +143,8 @@ class PageCache:
         snapshot = shown.snapshot
         record = {"state": self._state(snapshot, shown.post, shown.newer, shown.older),
                   "related": [[other.url, self._version(snapshot, other)] for other in shown.related],
-                  "status": status, "headers": headers, "gzip": finished.gzip is not None}
+                  "status": status, "headers": headers, "gzip": finished.gzip is not None,
+                  "etag": finished.identity.etag}
         payload = finished.gzip.body if finished.gzip is not None else finished.identity.body
         rest = json.dumps(record, separators=(",", ":")).encode() + b"\n" + payload
         error = write_atomically(self.path(url), self.folder, ".page-", _header(_key(url), rest) + b"\n" + rest)
@@ -190,7 +194,9 @@ class PageCache:
 
     def _version(self, snapshot: Snapshot, post: Post) -> str:
         """Return a digest of everything about ``post`` a page showing it may show (as blog freeze keys it)."""
-        memo = _memo(snapshot)
+        if not post.links:
+            return post_version(post, self.site.posts.resolve_post_url)  # kept with the post: no lookups
+        memo = _memo(snapshot)  # the URLs its links name are the snapshot's
         found = memo.get(post.url)
         if found is None:
             found = memo[post.url] = post_version(post, self.site.posts.resolve_post_url)
@@ -198,12 +204,15 @@ class PageCache:
 
     def _print(self, snapshot: Snapshot, kind: str, slug: str) -> str:
         """Return a digest of a tag's or category's membership: its posts' URLs and dates."""
-        memo = _memo(snapshot)
-        found = memo.get((kind, slug))
-        if found is None:
-            group = (snapshot.tags if kind == "tag" else snapshot.categories).get(slug)
-            found = memo[(kind, slug)] = _digest([(other.url, other.sort_key[0]) for other in group.posts]
-                                                 if group is not None else [])
+        group = (snapshot.tags if kind == "tag" else snapshot.categories).get(slug)
+        members = group.posts if group is not None else ()
+        known = self._prints.get((kind, slug))
+        # A snapshot patched for a change copies only the groups it changes (blog.content.store), so a group's
+        # tuple of posts is the same object until its membership changes: its print holds across snapshots.
+        if known is not None and known[0] is members:
+            return known[1]
+        found = _digest([(other.url, other.sort_key[0]) for other in members])
+        self._prints[(kind, slug)] = (members, found)
         return found
 
     def fingerprint(self) -> str:
@@ -225,9 +234,9 @@ class PageCache:
 
 def post_version(post: Post, resolve_post_url: Callable[[str], str | None]) -> str:
     """Return a digest of everything about ``post`` that any page showing it may show (here and in blog freeze)."""
-    # The dataclass repr (every field but the store's plumbing), the file's digest (its body), the front matter,
-    # and the URLs its post_url and link tags name, which are part of its HTML.
-    return _digest([repr(post), post.digest, repr(post.meta), *(resolve_post_url(name) for name in post.links)])
+    # The post's own version, then the URLs its post_url and link tags name: part of its HTML, and they move
+    # with other posts.
+    return _digest([post.version, *(resolve_post_url(name) for name in post.links)]) if post.links else post.version
 
 
 def site_fingerprint(app: Flask, site: Site) -> str:

@@ -184,17 +184,24 @@ def test_a_setting_change_is_never_answered_from_the_old_entry(start: Callable[.
     assert templates == ["post.html"]
 
 
-def test_a_running_site_stops_using_an_entry_once_the_post_changes(start: Callable[..., Flask], write_post: WritePost,
-                                                                   posts_dir: Path) -> None:
+POST_CHANGES = [change_post, change_neighbour, add_related, add_neighbour]
+
+
+@pytest.mark.parametrize("change", POST_CHANGES, ids=lambda change: change.__name__)
+def test_a_running_site_stops_using_an_entry_once_what_it_shows_changes(
+        start: Callable[..., Flask], write_post: WritePost, posts_dir: Path,
+        change: Callable[[Path, WritePost], None]) -> None:
     write_site(write_post)
     app = start()
-    get(app, URL)
-    other = start()  # another worker: it holds the page in memory only after asking the disk
-    get(other, URL)
-    change_neighbour(posts_dir, write_post)
+    before = get(app, URL)
+    other = start()  # another worker: it holds the page in memory only after asking the disk, whose checks it keeps
+    assert get(other, URL) == before
+    change(posts_dir, write_post)
     for each in (app, other):
-        each.extensions["quire"].refresh(["2021-05-04-day-4.md"])
-    assert "Day 4, renamed" in text(other, URL)
+        each.extensions["quire"].refresh(None)
+    after = get(other, URL)
+    assert after == fresh(other, URL)
+    assert after[2] != before[2]
     assert get(app, URL) == fresh(app, URL)
 
 

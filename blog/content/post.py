@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import html
 import posixpath
 import re
@@ -114,6 +115,18 @@ class Post:
     def reading_minutes(self) -> int:
         """Return the estimated reading time in whole minutes (at least one)."""
         return max(1, round(self.words / WORDS_PER_MINUTE))
+
+    @property
+    def version(self) -> str:
+        """Return a digest of everything about the post a page may show, but where its links lead.
+
+        The dataclass repr (every field but the store's plumbing), the file's digest (its body) and the front
+        matter; worked out once per post version, as the page cache and blog freeze check it on every page
+        that shows the post.
+        """
+        return self._derived("version", lambda: hashlib.blake2b(
+            repr([repr(self), self.digest, repr(self.meta)]).encode("utf-8", "surrogatepass"),
+            digest_size=16).hexdigest())
 
     @property
     def cover_url(self) -> str | None:
