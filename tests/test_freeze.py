@@ -199,6 +199,44 @@ def test_second_export_writes_only_what_changed(make_app: AppFactory, write_post
     assert all(inodes(out)[name] == before_inodes[name] for name in now if now[name] == before.get(name))
 
 
+def test_only_the_versions_of_posts_whose_file_changed_are_worked_out_again(
+        make_app: AppFactory, write_post: WritePost, site: Flask, tmp_path: Path, posts_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "site"
+    export(site, out)
+    worked_out: list[str] = []
+    original = exporter.post_version
+    monkeypatch.setattr(exporter, "post_version",
+                        lambda post, resolve: worked_out.append(post.source) or original(post, resolve))
+    export(make_app(BLOG_PER_PAGE="5"), out)
+    assert worked_out == []
+    path = posts_dir / "2020-01-05-post-5.md"
+    edited = path.with_name("edited.tmp")  # saved as an editor saves: a new file renamed over the old one
+    edited.write_text(path.read_text(encoding="utf-8").replace("Body 5.", "Body five."), encoding="utf-8")
+    edited.rename(path)
+    app = make_app(BLOG_PER_PAGE="5")
+    export(app, out)
+    assert worked_out == ["2020-01-05-post-5.md"]
+    assert "Body five." in (out / "posts/post-5/index.html").read_text(encoding="utf-8")
+    assert tree(out) == tree(_full_export(app, tmp_path / "full"))
+
+
+def test_a_post_whose_post_url_link_leads_elsewhere_now_is_exported_again(make_app: AppFactory, write_post: WritePost,
+                                                                         tmp_path: Path) -> None:
+    """Its file is as it was, but the post it names (neither its neighbour nor related) moved: it links there now."""
+    write_post("2020-01-01-target.md", "The target.", title="Target", tags=["a"])
+    for day in range(2, 5):
+        write_post(f"2020-01-0{day}-between-{day}.md", "Between.", title=f"Between {day}", tags=["b"])
+    write_post("2020-01-05-linker.md", "See [it]({% post_url 2020-01-01-target %}).", title="Linker", tags=["c"])
+    out = tmp_path / "site"
+    export(make_app(), out)
+    write_post("2020-01-01-target.md", "The target.", title="Target", permalink="/moved/")
+    app = make_app()
+    assert export(app, out).broken == []
+    assert 'href="/moved/"' in (out / "posts/linker/index.html").read_text(encoding="utf-8")
+    assert tree(out) == tree(_full_export(app, tmp_path / "full"))
+
+
 def test_interrupted_export_leaves_the_previous_one_intact(make_app: AppFactory, write_post: WritePost, site: Flask,
                                                           tmp_path: Path, forking: None) -> None:
     out = tmp_path / "site"

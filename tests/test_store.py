@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
+from blog.content.cache import key_of
 from tests.conftest import AppFactory, WritePost
 
 
@@ -165,3 +166,18 @@ def test_rescan_finds_what_a_fresh_load_finds(make_app: AppFactory, write_post: 
     assert [(post.url, post.title) for post in store.snapshot.posts] == [
         (post.url, post.title) for post in fresh.snapshot.posts]
     assert store.refresh() is False
+
+
+def test_a_post_serving_its_last_good_version_has_no_file_key(make_app: AppFactory, write_post: WritePost) -> None:
+    """blog freeze trusts a post's version while its file key holds: the key must be that of the post's own file."""
+    path = write_post("2020-01-01-post.md", "Original body.", title="Original")
+    store = make_app().extensions["quire"]
+    assert store.file_key(store.snapshot.posts[0]) == key_of(path.stat())
+    path.write_text("---\ntitle: [broken\n---\nNew body\n", encoding="utf-8")
+    os.utime(path, ns=(1, 1))
+    store.refresh()
+    assert store.snapshot.posts[0].title == "Original" and store.file_key(store.snapshot.posts[0]) is None
+    path.write_text("---\ntitle: Fixed\n---\nFixed body\n", encoding="utf-8")
+    os.utime(path, ns=(2, 2))
+    store.refresh()
+    assert store.file_key(store.snapshot.posts[0]) == key_of(path.stat())

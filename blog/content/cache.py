@@ -58,7 +58,7 @@ class PostCache:
         self.folder = folder
         name = hashlib.sha256(os.fsencode(root)).hexdigest()[:16]
         self.path = os.path.join(folder, f"posts-{name}.pickle")
-        self.fingerprint = _fingerprint(root, settings)
+        self.fingerprint = parse_fingerprint(root, settings)
 
     def load(self) -> dict[str, tuple[CacheKey, Any]]:
         """Return the cached entries by file, or nothing when the cache is absent, foreign or unusable."""
@@ -132,8 +132,8 @@ def unsafe(status: os.stat_result, folder: bool) -> str:
     return ""
 
 
-def _fingerprint(root: str, settings: Mapping[str, Any]) -> str:
-    """Return a digest of everything besides a file's content that decides what parsing it gives."""
+def parse_fingerprint(root: str, settings: Mapping[str, Any]) -> str:
+    """Return a digest of everything besides a file's content that decides what parsing it gives (blog freeze keys by it too)."""
     digest = hashlib.sha256()
     for path in sorted(_CODE.glob("*.py")):
         digest.update(path.read_bytes())

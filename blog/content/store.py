@@ -264,6 +264,17 @@ class PostStore:
         found = self._snapshot.by_stem.get(stem)
         return found.url if found else None
 
+    def file_key(self, post: Post) -> FileKey | None:
+        """Return the key (stat) of the file ``post`` was made from; None if that file changed since (or is gone).
+
+        A file that fails to parse keeps its last good post with the new file's key: that post is not what
+        the key's file gives, so it has none.
+        """
+        state = self._files.get(post.source)
+        if state is None or state.post is not post or any(problem.code == "stale" for problem in state.problems):
+            return None
+        return state.key
+
     def read_body(self, post: Post) -> str:
         """Return a post's Markdown body, read from its file: the text there now, if the file changed since."""
         return self.read_source(post)[0]
