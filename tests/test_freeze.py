@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import gzip
 import json
+import logging
+import marshal
 import os
 import re
 import shutil
@@ -237,6 +239,33 @@ def test_a_post_whose_post_url_link_leads_elsewhere_now_is_exported_again(make_a
     assert tree(out) == tree(_full_export(app, tmp_path / "full"))
 
 
+@pytest.mark.parametrize("manifest", ["JSON, format 2", "another Python's", "writable by others", "truncated"])
+def test_a_manifest_it_cannot_trust_means_a_clean_build(make_app: AppFactory, site: Flask, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture, manifest: str) -> None:
+    out = tmp_path / "site"
+    export(site, out)
+    path = out / exporter.MARKER
+    header, _, body = path.read_bytes().partition(b"\n")
+    fields = json.loads(header)
+    if manifest == "JSON, format 2":  # what the exporter wrote before its body was marshal
+        path.write_text(json.dumps({**fields, "format": 2}) + "\n" + json.dumps(marshal.loads(body)) + "\n",
+                        encoding="utf-8")
+    elif manifest == "another Python's":
+        path.write_bytes(json.dumps({**fields, "python": "2.7.18"}).encode() + b"\n" + body)
+    elif manifest == "writable by others":  # another user could have crafted its marshal
+        path.chmod(0o666)
+    else:
+        path.write_bytes(header + b"\n" + body[:len(body) // 2])
+    app = make_app(BLOG_PER_PAGE="5")
+    with caplog.at_level(logging.WARNING, logger="quire"):
+        report = export(app, out)
+    assert report.rendered > len(app.extensions["quire"].snapshot.posts)  # every page again
+    assert tree(out) == tree(_full_export(app, tmp_path / "full"))
+    assert ("not using the manifest" in caplog.text) == (manifest == "writable by others")
+    assert oct(path.stat().st_mode & 0o777) == "0o600"  # the new one, whatever the umask
+    assert export(app, out).rendered < 10  # and the next export trusts it
+
+
 def test_interrupted_export_leaves_the_previous_one_intact(make_app: AppFactory, write_post: WritePost, site: Flask,
                                                           tmp_path: Path, forking: None) -> None:
     out = tmp_path / "site"
@@ -376,7 +405,7 @@ def _damage(spare: Path, damage: str, number: int) -> None:
     elif damage == "manifest deleted":
         (spare / exporter.MARKER).unlink()
     elif damage == "manifest garbled":
-        (spare / exporter.MARKER).write_text('{"format": 2, "generation', encoding="utf-8")
+        (spare / exporter.MARKER).write_text(f'{{"format": {exporter.FORMAT}, "generation', encoding="utf-8")
     elif damage == "another export's manifest":
         shutil.copy(spare.with_name(spare.name.split(".")[1]) / exporter.MARKER, spare / exporter.MARKER)
     else:
