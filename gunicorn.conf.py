@@ -49,6 +49,22 @@ def on_starting(server) -> None:  # type: ignore[no-untyped-def]
                  f"gunicorn's timeout ({timeout} s), or a post that renders slowly gets its worker killed")
 
 
+_forked = 0  # workers forked so far by this master
+
+
+def pre_fork(server, worker) -> None:  # type: ignore[no-untyped-def]
+    """Let the workers of the start serve before catching up with the posts folder; later ones catch up first.
+
+    The master's load checked the folder moments before the first workers fork, so they catch up in the
+    background; a worker forked later (recycled, or after HUP) may fork from posts hours old.
+    """
+    global _forked
+    watchers = getattr(getattr(server.app, "callable", None), "extensions", {}).get("quire.watchers")
+    if watchers is not None:  # set here, in the master, so the worker forked next is born knowing it
+        watchers.catch_up_later = _forked < server.num_workers
+    _forked += 1
+
+
 def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
     """Start this worker's watchers (posts, pages) before it accepts requests, rather than on its first request."""
     watcher = getattr(worker.wsgi, "extensions", {}).get("quire.watchers")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -175,3 +176,23 @@ def test_an_inotify_queue_overflow_rescans_at_once(make_app: AppFactory, posts_d
     watcher._observer._inotify_fd.handle_event(overflow)
     eventually(lambda: shows(client, "/", "Lost in the overflow"))  # not the safety rescan, minutes away
     assert any("inotify queue overflowed" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("later", [False, True])
+def test_a_watcher_catches_up_with_changes_made_since_the_load(make_app: AppFactory, write_post: WritePost,
+                                                               monkeypatch: pytest.MonkeyPatch, later: bool) -> None:
+    write_post("2021-01-01-loaded.md", title="Loaded")
+    app = make_app(BLOG_WATCH="poll", BLOG_POLL_INTERVAL_MS="60000")  # no poll in the test's time
+    write_post("2021-01-02-since.md", title="Since")  # as between gunicorn's master's load and a worker's start
+    store = app.extensions["quire"]
+    threads: list[str] = []
+    refresh = store.refresh
+    monkeypatch.setattr(store, "refresh", lambda *args, **options: threads.append(threading.current_thread().name)
+                        or refresh(*args, **options))
+    watchers = app.extensions["quire.watchers"]
+    watchers.catch_up_later = later
+    watchers.ensure_running()
+    if not later:
+        assert threads[:1] == [threading.current_thread().name]  # before serving anything
+    eventually(lambda: store.post_at("/posts/since/") is not None)
+    assert threads[0] == ("quire-watch" if later else threading.current_thread().name)

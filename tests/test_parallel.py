@@ -87,6 +87,25 @@ def test_forked_map_stays_in_process_with_threads_or_few_items() -> None:
     assert parallel.forked_map(lambda item: item, [1, 2, 3], processes=4) == [1, 2, 3]
 
 
+CALL = """
+import json, os, sys
+from blog.content import parallel
+parent = os.getpid()
+def pid():
+    if sys.argv[1] == "fail" and os.getpid() != parent:
+        os._exit(3)
+    return os.getpid()
+result = parallel.forked_call(pid)
+print(json.dumps({"pid": result(), "parent": parent}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["ok", "fail"])
+def test_forked_call_computes_in_a_child_or_else_here(mode: str) -> None:
+    found = json.loads(run(CALL, mode)[0])
+    assert (found["pid"] == found["parent"]) == (mode == "fail")
+
+
 LOAD = """
 import json, sys
 from blog import create_app

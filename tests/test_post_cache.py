@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from pathlib import Path
 
 import pytest
 from flask import Flask
 
-from blog.content.pages import PostPages
+from blog.content.pages import FileChanging, PostPages
 from tests.conftest import AppFactory, WritePost, eventually
 
 
@@ -114,16 +113,12 @@ def test_a_damaged_or_unsafe_cache_is_ignored(make_app: AppFactory, write_post: 
 def test_a_cache_written_under_another_fingerprint_is_not_used(make_app: AppFactory, write_post: WritePost,
                                                                cache_dir: Path, reads: list[str]) -> None:
     write_site(write_post)
-    start(make_app, cache_dir)
-    path = cache_file(cache_dir)
-    saved = pickle.loads(path.read_bytes())
-    for relative, (key, description) in saved["entries"].items():  # what other code or settings might make of them
-        if description.meta is not None:
-            fields = tuple("From elsewhere" if value == description.meta["title"] else value
-                           for value in description.fields)
-            saved["entries"][relative] = (key, description._replace(fields=fields))
-    saved["fingerprint"] = "other code or settings"
-    path.write_bytes(pickle.dumps(saved))
+    store = start(make_app, cache_dir).extensions["quire"]
+    cache_file(cache_dir)
+    for post in store.snapshot.posts:  # what other code or settings might make of them
+        object.__setattr__(post, "title", "From elsewhere")
+    store.cache.fingerprint = "other code or settings"
+    store.cache._write(store._state(), store)
     reads.clear()
     app = start(make_app, cache_dir)
     assert len(reads) == 9
@@ -168,3 +163,97 @@ def test_temporary_files_of_killed_writers_are_cleared(make_app: AppFactory, wri
     cache_file(cache_dir)
     eventually(lambda: not old.exists())
     assert fresh.exists()  # maybe another server's writer, still at work
+
+
+def indexes(app: Flask) -> dict[str, object]:
+    """Return what the snapshot's indexes hold, by URL and slug, with each post's title, tags and problems."""
+    snapshot = app.extensions["quire"].snapshot
+    return {
+        "posts": [(post.url, post.title, tuple(tag.name for tag in post.tags), post.cover_missing)
+                  for post in snapshot.posts],
+        "urls": sorted(snapshot.by_url), "hidden": sorted(snapshot.hidden_by_url), "stems": sorted(snapshot.by_stem),
+        **{kind: {slug: [post.url for post in group.posts] for slug, group in getattr(snapshot, kind).items()}
+           for kind in ("categories", "tags", "authors")},
+        "problems": {source: [str(problem) for problem in found] for source, found in snapshot.problems.items()},
+    }
+
+
+def test_a_restart_takes_the_indexes_from_the_cache(make_app: AppFactory, write_post: WritePost, cache_dir: Path,
+                                                    reads: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    write_site(write_post)
+    write_post("2021-06-03-later.md", title="Later", date="2999-01-01", tags=["x"])  # hidden until then
+    write_post("2021-06-04-draft.md", title="Draft", published=False)
+    first = start(make_app, cache_dir)
+    cache_file(cache_dir)
+    from blog.content import store
+
+    built: list[int] = []
+    groups = store._groups
+    monkeypatch.setattr(store, "_groups", lambda posts: built.append(len(posts)) or groups(posts))
+    reads.clear()
+    second = start(make_app, cache_dir)
+    assert reads == [] and not any(built)  # no file read, no index built over any post
+    assert indexes(second) == indexes(first) and summary(second) == summary(first)
+    assert second.extensions["quire"].generation == first.extensions["quire"].generation
+
+
+CHANGES_WHILE_DOWN = {
+    "edit": lambda folder: (folder / "2021-05-02-day-2.md").write_text(
+        "---\ntitle: Edited while down\ntags: [y]\ncategories: [news]\n---\nNew text.\n", encoding="utf-8"),
+    "delete": lambda folder: (folder / "2021-05-03-day-3.md").unlink(),
+    "add": lambda folder: (folder / "2021-07-01-new.md").write_text("---\ntitle: Added\ntags: [x]\n---\nText.\n",
+                                                                     encoding="utf-8"),
+    "rename": lambda folder: (folder / "2021-05-05-day-5.md").rename(folder / "2021-05-09-day-nine.md"),
+    "cover comes": lambda folder: (folder.parent / "static" / "img").mkdir(parents=True)
+    or (folder.parent / "static" / "img" / "day.png").write_bytes(b"png"),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES_WHILE_DOWN))
+def test_a_change_made_while_down_shows_after_a_restart(make_app: AppFactory, write_post: WritePost,
+                                                        cache_dir: Path, reads: list[str], change: str) -> None:
+    write_site(write_post)
+    write_post("2021-05-08-covered.md", title="Covered", cover="/static/img/day.png", tags=["x"])
+    start(make_app, cache_dir)
+    cache_file(cache_dir)
+    CHANGES_WHILE_DOWN[change](write_post("2021-04-30-unchanged.md").parent)
+    reads.clear()
+    restarted = start(make_app, cache_dir)
+    assert len(reads) <= 2  # the changed file (and the new one), never the whole folder
+    fresh = make_app(BLOG_CACHE_DIR="off")  # the oracle: everything parsed afresh
+    assert indexes(restarted) == indexes(fresh)
+    assert summary(restarted) == summary(fresh)
+
+
+def test_a_broken_edit_while_down_keeps_the_last_good_version(make_app: AppFactory, write_post: WritePost,
+                                                              cache_dir: Path) -> None:
+    paths = write_site(write_post)
+    start(make_app, cache_dir)
+    cache_file(cache_dir)
+    paths[0].write_text("---\ntitle: [unclosed\n---\n", encoding="utf-8")
+    restarted = start(make_app, cache_dir)
+    assert "Day 1" in [post.title for post in restarted.extensions["quire"].snapshot.posts]
+    problems = restarted.extensions["quire"].snapshot.problems["2021-05-01-day-1.md"]
+    assert [problem.code for problem in problems] == ["unreadable", "stale"]
+
+
+def test_a_file_read_with_a_passing_error_is_read_again_at_the_next_start(
+        make_app: AppFactory, write_post: WritePost, cache_dir: Path, reads: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    write_site(write_post)
+    original = PostPages.read
+
+    def changing(self: PostPages, relative: str, limit: int):  # type: ignore[no-untyped-def]
+        if relative == "2021-05-02-day-2.md":
+            raise FileChanging("file changed while being read")
+        return original(self, relative, limit)
+
+    monkeypatch.setattr(PostPages, "read", changing)
+    first = start(make_app, cache_dir)
+    assert "Day 2" not in [post.title for post in first.extensions["quire"].snapshot.posts]
+    cache_file(cache_dir)
+    monkeypatch.setattr(PostPages, "read", original)  # the fixture's, which records each read
+    reads.clear()
+    second = start(make_app, cache_dir)
+    assert reads == ["2021-05-02-day-2.md"]
+    assert "Day 2" in [post.title for post in second.extensions["quire"].snapshot.posts]

@@ -1,13 +1,17 @@
-"""Parsed posts kept on disk between runs, so a restart reads one file instead of parsing every post again.
+"""The post store's state kept on disk between runs, so a restart reads one file instead of parsing every post.
 
-An entry is used only for a file whose (mtime, size, inode, ctime) is unchanged, and the whole cache only
-by the same Quire code, PyYAML and settings that wrote it; anything else is parsed afresh. The cache is
-written once per start, after the first load, by a detached process, so writing it never delays serving.
-It is a pickle, so it is read only if this user owns it and nobody else can write to it or its folder.
+The file holds what a load built: each file's key, post and problems, and the snapshot of indexes over
+them. A post is used only for a file whose (mtime, size, inode, ctime) is unchanged, and the indexes only
+when the folder lists exactly the files they were built from; the whole cache only by the same Quire code,
+PyYAML and settings that wrote it. Anything else is parsed afresh. The cache is written after a load that
+changed anything, by a detached process, so writing it never delays serving. It is a pickle, so it is read
+only if this user owns it and nobody else can write to it or its folder.
 """
 
 from __future__ import annotations
 
+import copyreg
+import dataclasses
 import hashlib
 import logging
 import os
@@ -17,21 +21,28 @@ import struct
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
 from blog.content.parallel import detach
+from blog.content.post import Post
 
 log = logging.getLogger("quire.content")
 
-FORMAT = 4  # 2: descriptions without bodies; 3: descriptions as tuples; 4: packed file keys
+FORMAT = 5  # 2: descriptions without bodies; 3: descriptions as tuples; 4: packed file keys; 5: the store's state
 ABANDONED_SECONDS = 3600.0  # no writer takes this long, so its temporary file was left by a killed one
 CacheKey = bytes  # (mtime, size, inode, ctime) packed: 65 bytes a file against 200 for a tuple of four ints
 _KEY = struct.Struct("<qqQq")
 _CODE = Path(__file__).resolve().parent
+# A Post is rebuilt by its constructor from its fields: the frozen dataclass's own __setstate__ looks its
+# fields up again for every post, which made unpickling 100,000 of them a third slower.
+_POST_ARGUMENTS = tuple(item.name for item in dataclasses.fields(Post) if item.init)
+_POST_FIELDS = attrgetter(*_POST_ARGUMENTS)
+_STORE_AT = _POST_ARGUMENTS.index("store")
 
 
 def folder_for(setting: str) -> str:
@@ -58,17 +69,19 @@ class PostCache:
         self.folder = folder
         name = hashlib.sha256(os.fsencode(root)).hexdigest()[:16]
         self.path = os.path.join(folder, f"posts-{name}.pickle")
-        self.fingerprint = parse_fingerprint(root, settings)
+        # The indexes also hang on which posts are shown: future ones, and drafts under BLOG_DEV.
+        self.fingerprint = parse_fingerprint(root, settings) + repr((settings.get("BLOG_SHOW_FUTURE"),
+                                                                     settings.get("BLOG_DEV")))
 
-    def load(self) -> dict[str, tuple[CacheKey, Any]]:
-        """Return the cached entries by file, or nothing when the cache is absent, foreign or unusable."""
+    def load(self, owner: object) -> dict[str, Any] | None:
+        """Return the saved state, its posts owned by ``owner``; None when the cache is absent, foreign or unusable."""
         try:
             descriptor = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
-            return {}
+            return None
         except OSError as error:
             log.warning("not using the post cache %s: %s", self.path, error.strerror)
-            return {}
+            return None
         with open(descriptor, "rb") as handle:
             try:
                 trouble = unsafe(os.fstat(handle.fileno()), folder=False) or unsafe(os.stat(self.folder), folder=True)
@@ -76,37 +89,79 @@ class PostCache:
                 trouble = error.strerror or str(error)
             if trouble:
                 log.warning("not using the post cache %s: %s", self.path, trouble)
-                return {}
+                return None
             try:
-                saved = pickle.load(handle)  # noqa: S301 - our own file, checked above as only ours to write
+                saved = _Unpickler(handle, owner).load()  # our own file, checked above as only ours to write
             except Exception as error:  # noqa: BLE001 - a torn or old file is just a cache miss
                 log.warning("not using the post cache %s: unreadable (%s)", self.path, error)
-                return {}
+                return None
         if not isinstance(saved, dict) or saved.get("fingerprint") != self.fingerprint:
-            return {}  # written by other code or settings: parse everything, and the next save replaces it
-        entries = saved.get("entries")
-        return entries if isinstance(entries, dict) else {}
+            return None  # written by other code or settings: parse everything, and the next save replaces it
+        state = saved.get("state")
+        return state if isinstance(state, dict) else None
 
-    def save(self, entries: dict[str, tuple[CacheKey, Any]]) -> None:
-        """Write the entries, in a detached process when this one may fork, so the caller goes on at once."""
-        if not detach(lambda: self._write(entries), niceness=10):  # the server's start comes first
-            self._write(entries)
+    def exists(self) -> bool:
+        """Tell whether there is a cache file to try (a first start has none)."""
+        return os.path.lexists(self.path)
 
-    def _write(self, entries: dict[str, tuple[CacheKey, Any]]) -> None:
+    def save(self, state: Callable[[], dict[str, Any]], owner: object) -> None:
+        """Write the state ``state()`` gives, in a detached process when this one may fork, so the caller goes on."""
+        if not detach(lambda: self._write(state(), owner), niceness=10):  # the server's start comes first
+            self._write(state(), owner)
+
+    def _write(self, state: dict[str, Any], owner: object) -> None:
         try:
             os.makedirs(self.folder, mode=0o700, exist_ok=True)
             remove_abandoned(self.folder, ".posts-")
             handle = tempfile.NamedTemporaryFile(dir=self.folder, prefix=".posts-", suffix=".tmp", delete=False)
             try:
                 with handle:
-                    pickle.dump({"fingerprint": self.fingerprint, "entries": entries}, handle,
-                                protocol=pickle.HIGHEST_PROTOCOL)
+                    _Pickler(handle, owner).dump({"fingerprint": self.fingerprint, "state": state})
                 os.replace(handle.name, self.path)  # readers see the old file or the new one, never half
             except BaseException:
                 os.unlink(handle.name)
                 raise
         except Exception as error:  # noqa: BLE001 - a cache that cannot be written must never stop a load
             log.warning("cannot write the post cache %s: %s", self.path, error)
+
+
+class _Pickler(pickle.Pickler):
+    """Pickle a store's state without the store itself, which its posts name and the loading process supplies.
+
+    The owner is left out by pickling each post as a call of ``_owned_post``, which the unpickler resolves to
+    the owner's constructor: a persistent id would cost a Python call for every object written.
+    """
+
+    def __init__(self, file: IO[bytes], owner: object):
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.owner = owner
+        self.dispatch_table = {**copyreg.dispatch_table, Post: self._reduce_post}
+
+    def _reduce_post(self, post: Post) -> tuple[Callable[..., Post], tuple[Any, ...]]:
+        if post.store is not self.owner:
+            raise pickle.PicklingError(f"{post.source}: a post of another store")
+        values = _POST_FIELDS(post)
+        return _owned_post, values[:_STORE_AT] + values[_STORE_AT + 1:]
+
+
+class _Unpickler(pickle.Unpickler):
+    """Unpickle a state written by _Pickler, giving its posts ``owner`` as their store."""
+
+    def __init__(self, file: IO[bytes], owner: object):
+        super().__init__(file)
+        self.owner = owner
+
+    def find_class(self, module: str, name: str) -> Any:
+        """Resolve ``_owned_post`` to a constructor of posts owned by ``owner``; anything else as pickle does."""
+        if (module, name) == (__name__, _owned_post.__name__):
+            owner = self.owner
+            return lambda *values: Post(*values[:_STORE_AT], owner, *values[_STORE_AT:])
+        return super().find_class(module, name)
+
+
+def _owned_post(*values: Any) -> Post:
+    """Stand for the constructor of a loading store's posts in a pickled state (see _Unpickler.find_class)."""
+    raise pickle.UnpicklingError("a post cache read without its store")
 
 
 def remove_abandoned(folder: str, prefix: str) -> None:

@@ -133,6 +133,35 @@ def forked_map(function: Callable[[Item], Result], items: Sequence[Item],
     return results
 
 
+def forked_call(function: Callable[[], Result]) -> Callable[[], Result]:
+    """Start ``function()`` in a forked child; return a function that waits for its (picklable) result.
+
+    This process goes on with other work meanwhile, on another core. The result is computed here instead,
+    when asked for, if this process may not fork or the child fails in any way.
+    """
+    if not may_fork():
+        return function
+    try:
+        child = fork_writer(lambda pipe: pipe.write(pickle.dumps(function(), protocol=pickle.HIGHEST_PROTOCOL)))
+    except OSError as error:
+        log.warning("cannot fork a loading process (%s); doing its work here", error)
+        return function
+
+    def result() -> Result:
+        pid, reading = child
+        with open(reading, "rb") as pipe:
+            data = pipe.read()
+        if reap(pid) == 0 and data:
+            try:
+                return pickle.loads(data)  # noqa: S301 - written by our own forked child, through a private pipe
+            except Exception:  # noqa: BLE001 - a truncated or unreadable result is redone below
+                pass
+        log.warning("a loading process failed; doing its work here")
+        return function()
+
+    return result
+
+
 def _abandon(children: list[tuple[int, int] | None]) -> None:
     """Close the pipes of children whose results are no longer wanted (they stop at their next write) and reap them."""
     for child in children:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import gc
@@ -27,7 +28,7 @@ from blog.content.markup import (
 )
 from blog.content.pages import FileChanging, PostPages, is_post_file
 from blog.content.cache import PostCache, folder_for, key_of
-from blog.content.parallel import forked_map
+from blog.content.parallel import forked_call, forked_map
 from blog.content.render_cache import BODY, EXCERPT, RenderCache
 from blog.content.post import Post, PostError, Term
 from blog.content.source import Source, SourceError
@@ -144,10 +145,10 @@ _FIELD_DEFAULTS = {"kind": "post", "nav": None}
 class _Description(NamedTuple):
     """What reading one file gave: the parts of its Post that are plain data (picklable), and its problems.
 
-    No body: it is read again from the file when rendered, so neither the forked loaders' pipes nor the
-    post cache carry 100,000 bodies. Tuples rather than objects and dictionaries: 100,000 of them are
-    unpickled at each start, and every container unpickled and dropped leaves a hole in the memory that
-    gunicorn's workers share with the master, which their first allocations then copy.
+    No body: it is read again from the file when rendered, so the forked loaders' pipes carry no 100,000
+    bodies. Tuples rather than objects and dictionaries: 100,000 of them are unpickled at a first start, and
+    every container unpickled and dropped leaves a hole in the memory that gunicorn's workers share with the
+    master, which their first allocations then copy.
     """
 
     meta: dict[str, Any] | None = None  # the front matter (over the site's defaults); None: the file gave no post
@@ -212,6 +213,7 @@ class PostStore:
         self._quiet = 0.0
         self._unsettled: set[str] = set()
         self._render_failed: dict[str, Post] = {}  # source -> the version that failed, never rendered again
+        self._unlasting: set[str] = set()  # files whose reading gave what may differ next time: never cached
         self._fresh: list[Post] = []  # posts changed by this refresh, after the first load
         # Whether the last full build met a rule that looks at other posts than the one changing (two posts
         # on one URL or file stem, redirects): then a change rebuilds everything instead of patching.
@@ -424,19 +426,73 @@ class PostStore:
     # Loading -------------------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Read every post file (the first time) or every changed one (later): a full rescan."""
+        """Read every post file (the first time) or every changed one (later): a full rescan.
+
+        The first time, the post cache gives what the last run built: all of it when the folder still lists
+        the files it was built from, else the posts of unchanged files. The cache is saved again after a first
+        load that changed anything.
+        """
         # Loading allocates a few objects per post and keeps them all; the cyclic collector would rescan the
         # growing heap again and again for nothing. Freezing afterwards also keeps forked workers' pages shared.
         first = not self._files
         gc.disable()
         try:
-            self.refresh(None)
+            restored = self._restore() if first and self.cache else None
+            if restored is not True:
+                self._refresh(None, 0.0, listing_differs=restored is False)
+                if first and self.cache:
+                    self.cache.save(self._state, self)
         finally:
             gc.enable()
             gc.freeze()
         self._loaded = True
         if first and self.rendered:
             self.rendered.fill(lambda: self._snapshot.posts, self._render_into_cache)
+
+    def _restore(self) -> bool | None:
+        """Take the files, posts and indexes the post cache holds; publish them if the folder lists just those files.
+
+        Return True if it did, False if the files were taken but some changed (each is checked by the
+        rescan), None if the cache gave nothing. The folder is listed by a forked child meanwhile, on the
+        other core, so the check costs this process only the hash of the cache's own listing.
+        """
+        assert self.cache is not None
+        if not self.cache.exists():
+            return None
+        listing = forked_call(lambda: _listing(self.pages.walk(ordered=False)))
+        state = self.cache.load(self)
+        if state is None:
+            listing()
+            return None
+        files: dict[str, _FileState] = state["files"]
+        for file in files.values():
+            post = file.post
+            # static/ may have changed while the server was down: a post whose cover came or went is read again.
+            if post is not None and post.cover and self._cover_missing(post.cover) != post.cover_missing:
+                file.key = b""
+            if file.problems and self.speaks():
+                for problem in file.problems:
+                    (log.error if problem.severity == "error" else log.warning)("%s", problem)
+        self._files = files
+        self._render_failed = state["render_failed"]
+        self._listing = 0
+        for relative, file in files.items():
+            self._listing ^= _listed(relative, file.key)
+        if listing() != (len(files), self._listing):
+            return False
+        self._entangled = state["entangled"]
+        self._generation += 1
+        self._publish(dataclasses.replace(state["snapshot"], generation=self._generation, changed_at=time.time()))
+        return True
+
+    def _state(self) -> dict[str, Any]:
+        """Return what the post cache keeps of this store; a file whose reading may go otherwise next time is marked
+        to be read again."""
+        files = {relative: file if relative not in self._unlasting else _FileState(b"", file.post, file.problems,
+                                                                                 file.last_good)
+                 for relative, file in self._files.items()}
+        return {"files": files, "snapshot": self._snapshot, "render_failed": dict(self._render_failed),
+                "entangled": self._entangled}
 
     def refresh(self, relatives: Iterable[str] | None = None, quiet: float = 0.0) -> bool:
         """Re-read the given files (or rescan all), and publish a new snapshot if anything changed.
@@ -445,25 +501,15 @@ class PostStore:
         version keeps serving) and listed in ``take_unsettled()`` for the caller to try again: a writer that
         pauses mid-file for less than ``quiet`` is never read half-done.
         """
+        return self._refresh(relatives, quiet)
+
+    def _refresh(self, relatives: Iterable[str] | None, quiet: float, listing_differs: bool = False) -> bool:
         with self._lock:
             changed = False
             self._quiet = quiet
             versions: dict[str, tuple[Post | None, Post | None]] | None = None  # a few files: before and after
             if relatives is None:
-                # Nothing changed is the usual answer of a worker's catch-up and of every safety rescan, and is
-                # known without visiting each file's state: that would touch every post's objects (their
-                # reference counts), and with them every memory page a forked worker shares with gunicorn's
-                # master. Nor is the listing held (100,000 stat results): it is walked again if it differs.
-                if not (self._files and _listing(self.pages.walk(ordered=False)) == (len(self._files), self._listing)):
-                    listed = list(self.pages.walk())
-                    if not self._files and not quiet:  # the first load (a watcher's rescan must keep the quiet rule)
-                        for (_, status), (relative, key, description) in zip(listed, self._describe_all(listed)):
-                            changed |= self._update(relative, status, description, key)
-                    else:
-                        for relative, status in listed:
-                            changed |= self._update(relative, status)
-                    for gone in set(self._files) - {relative for relative, _ in listed}:
-                        changed |= self._forget(gone)
+                changed = self._rescan(listing_differs)
             else:
                 extensions = tuple(self.pages.config("extension"))
                 versions = {}
@@ -486,33 +532,28 @@ class PostStore:
                 self._render_into_cache(post)
         return changed
 
-    def _describe_all(self, listed: list[tuple[str, os.stat_result]]) -> list[tuple[str, FileKey, _Description]]:
-        """Describe every listed file: from the cache when it is unchanged, else read on all cores.
-
-        Return (path, key, description) for each. A cached file's path and key are the cache's own objects,
-        which its post keeps anyway, so the listing's copies are all dropped together, leaving no holes among
-        the posts' memory for a forked worker's first allocations to copy.
-        """
-        cached = self.cache.load() if self.cache else {}
-        described: list[tuple[str, FileKey, _Description | None]] = []
-        missing: list[int] = []
-        for index, (relative, status) in enumerate(listed):
-            key = key_of(status)
-            entry = cached.get(relative)
-            if entry is not None and entry[0] == key:
-                description = entry[1]
-                described.append((description.fields[0] if description.fields else relative, entry[0], description))
-            else:
-                described.append((relative, key, None))
-                missing.append(index)
-        for index, description in zip(missing, forked_map(self._describe, [listed[index][0] for index in missing])):
-            described[index] = (*described[index][:2], description)
-        if self.cache and (missing or len(cached) != len(listed)):
-            # Keyed by the post's own source, so that the cache holds the path once.
-            self.cache.save({description.fields[0] if description.fields else relative: (key, description)
-                             for relative, key, description in described
-                             if description is not None and description.lasting})
-        return described  # type: ignore[return-value] - every description is filled in by now
+    def _rescan(self, listing_differs: bool) -> bool:
+        """Compare every file with its state and update those that changed; tell whether any did."""
+        # Nothing changed is the usual answer of a worker's catch-up and of every safety rescan, and is known
+        # without visiting each file's state: that would touch every post's objects (their reference counts),
+        # and with them every memory page a forked worker shares with gunicorn's master. Nor is the listing
+        # held (100,000 stat results): it is walked again if it differs.
+        if (self._files and not listing_differs
+                and _listing(self.pages.walk(ordered=False)) == (len(self._files), self._listing)):
+            return False
+        changed = False
+        listed = list(self.pages.walk())
+        if not self._loaded and not self._quiet:  # the first load: the files the cache did not give, on all cores
+            stale = [index for index, (relative, status) in enumerate(listed)
+                     if (file := self._files.get(relative)) is None or file.key != key_of(status)]
+            for index, description in zip(stale, forked_map(self._describe, [listed[index][0] for index in stale])):
+                changed |= self._update(*listed[index], description)
+        else:
+            for relative, status in listed:
+                changed |= self._update(relative, status)
+        for gone in set(self._files) - {relative for relative, _ in listed}:
+            changed |= self._forget(gone)
+        return changed
 
     def _refresh_one(self, relative: str, extensions: tuple[str, ...]) -> bool:
         parts = relative.split("/")
@@ -529,6 +570,7 @@ class PostStore:
 
     def _forget(self, relative: str) -> bool:
         self._render_failed.pop(relative, None)
+        self._unlasting.discard(relative)
         state = self._files.pop(relative, None)
         if state is None:
             return False
@@ -543,16 +585,20 @@ class PostStore:
             unsettled, self._unsettled = self._unsettled, set()
             return unsettled
 
-    def _update(self, relative: str, status: os.stat_result, description: _Description | None = None,
-                key: FileKey | None = None) -> bool:
-        key = key or key_of(status)  # ctime too: an edit that keeps size and mtime is still noticed
+    def _update(self, relative: str, status: os.stat_result, description: _Description | None = None) -> bool:
+        key = key_of(status)  # ctime too: an edit that keeps size and mtime is still noticed
         previous = self._files.get(relative)
         if previous is not None and previous.key == key:
             return False
         if self._quiet and 0 <= time.time() - status.st_mtime < self._quiet:
             self._unsettled.add(relative)
             return False
-        post, problems = self._attach(relative, description or self._describe(relative))
+        description = description or self._describe(relative)
+        if description.lasting:
+            self._unlasting.discard(relative)
+        else:
+            self._unlasting.add(relative)
+        post, problems = self._attach(relative, description)
         if post is not None and self._loaded:
             self._fresh.append(post)
         last_good = post or (previous.post or previous.last_good if previous else None)

@@ -49,17 +49,21 @@ class Watcher:
         self._thread: threading.Thread | None = None
         self.active_mode = "off"
 
-    def ensure_running(self) -> None:
-        """Start watching in this process if it is not already; cheap enough to call per request."""
+    def ensure_running(self, catch_up_later: bool = False) -> None:
+        """Start watching in this process if it is not already; cheap enough to call per request.
+
+        The store catches up with changes made since it loaded before this returns, or with ``catch_up_later``
+        right after, in the watcher's thread.
+        """
         if self._pid == os.getpid() or self.mode == "off":
             return
         with self._start_lock:
             if self._pid == os.getpid():
                 return
-            self._start()
+            self._start(catch_up_later)
             self._pid = os.getpid()
 
-    def _start(self) -> None:
+    def _start(self, catch_up_later: bool) -> None:
         self._stop.clear()
         self.active_mode = "poll"
         if self.mode in {"auto", "inotify"}:
@@ -72,8 +76,13 @@ class Watcher:
                 log.warning("inotify watching failed (%s); polling every %.1fs instead", error, self.poll_interval)
                 self._observer = None
         # Changes may have landed since the posts were loaded (in gunicorn's master, with preload_app, possibly
-        # hours ago for a recycled worker): catch up before this process serves anything.
-        self.store.refresh(None)
+        # hours ago for a recycled worker): catch up before this process serves anything. Only the workers
+        # gunicorn forks at start, moments after the master's load checked the folder, serve at once and
+        # catch up in the background: at 100,000 posts the scan takes a second, as long as the rest of a restart.
+        if catch_up_later:
+            self.request_rescan()
+        else:
+            self.store.refresh(None)
         self._thread = threading.Thread(target=self._run, name="quire-watch", daemon=True)
         self._thread.start()
 
@@ -188,11 +197,14 @@ class Watchers:
 
     def __init__(self, watchers: tuple[Watcher, ...]):
         self.watchers = watchers
+        # Set in gunicorn's master for each worker it forks (gunicorn.conf.py's pre_fork): True for those of
+        # the start, which catch up with the folder in the background (see Watcher.ensure_running).
+        self.catch_up_later = False
 
     def ensure_running(self) -> None:
         """Start every watcher in this process if it is not already; cheap enough to call per request."""
         for watcher in self.watchers:
-            watcher.ensure_running()
+            watcher.ensure_running(self.catch_up_later)
 
     def stop(self) -> None:
         """Stop every watcher (tests and shutdown)."""
