@@ -4,11 +4,12 @@ For each round and checkout, over one copy of the generated posts (their files i
 after any recent read; reading 100,000 cold files from disk is the disk's time, not Quire's):
 
 1. a **cold start**, with an empty post cache, timed from the spawn to the first 200 of ``/``;
-2. serving: the hot pages and a sample of posts, so the workers' memory is what serving makes it, then each
-   worker's PSS, then new posts timed until every worker lists them (as ``bench/run.py`` does);
-3. a **restart** over the post cache the first start wrote, timed the same way;
-4. a **restart after an edit made while the server was down** (the newest post retitled), timed to the first
-   200 and to the new title showing on every worker.
+2. serving: the hot pages and a sample of posts (the sitemap's, which lists half of them), so the workers'
+   memory is what serving makes it, then each worker's PSS, then new posts timed until every worker lists
+   them (as ``bench/run.py`` does);
+3. a **restart** over the post cache the first start wrote, timed the same way, then the same requests and PSS;
+4. a **restart after an edit made while the server was down** (the home page's newest post retitled), timed
+   to the first 200 and to the new title showing on the home page from every worker.
 
 The order of the checkouts alternates between rounds; the report gives each figure's median and the ratio
 of this checkout's to the other's. Run it under the benchmark lock:
@@ -31,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import harness  # noqa: E402
-from bench.harness import ROOT, ServerFailed, fetch, free_port, serve, table  # noqa: E402
+from bench.harness import ROOT, ServerFailed, fetch, free_port, interrupt_on_sigterm, serve, table  # noqa: E402
 from bench.run import link_paths, new_post_latency, post_paths, until_consistent  # noqa: E402
 
 COLD_START_TIMEOUT = 240.0  # a cold start at 100,000 posts on a busy 2-core machine takes a minute or more
@@ -40,7 +41,7 @@ HOT_REQUESTS = 100
 SAMPLE_POSTS = 1000
 EDIT_TIMEOUT = 30.0
 FIGURES = ("cold start", "restart", "restart after an edit", "edit showing after the restart", "PSS per worker",
-           "new post on every worker, p50", "new post on every worker, p99")
+           "PSS per worker after a restart", "new post on every worker, p50", "new post on every worker, p99")
 
 
 def measure(root: Path, posts: Path, scratch: Path, label: str, trials: int) -> dict[str, list[float]]:
@@ -53,26 +54,34 @@ def measure(root: Path, posts: Path, scratch: Path, label: str, trials: int) -> 
     with serve("wsgi:app", env, port=port, root=root) as server:
         found["cold start"] = [server.cold_start]
         paths = link_paths(fetch(server.base + "/")[1].decode("utf-8", "replace"))
-        for path in paths.values():
-            for _ in range(HOT_REQUESTS):
-                fetch(server.base + path, timeout=60)
-        for path in random.Random(15).sample(post_paths(server), SAMPLE_POSTS):
-            fetch(server.base + path, timeout=60)
-        found["PSS per worker"] = server.worker_pss_mb()
+        sample = random.Random(15).sample(post_paths(server), SAMPLE_POSTS)
+        found["PSS per worker"] = _serve_and_weigh(server, paths, sample)
         latencies = sorted(new_post_latency(server, posts, trials))
         found["new post on every worker, p50"] = [statistics.median(latencies)]
         found["new post on every worker, p99"] = [latencies[-1]]  # of ten or twenty trials: the slowest
         _wait_for_cache(cache)
     with serve("wsgi:app", env, port=port, root=root) as server:
         found["restart"] = [server.cold_start]
+        found["PSS per worker after a restart"] = _serve_and_weigh(server, paths, sample)
     title = f"Edited while down {secrets.token_hex(4)}"
-    _retitle(max(posts.glob("*.md"), key=lambda path: path.name), title)
+    slug = paths["post"].strip("/").rsplit("/", 1)[-1]
+    _retitle(next(posts.glob(f"????-??-??-{slug}.md")), title)
     with serve("wsgi:app", env, port=port, root=root) as server:
         started = time.perf_counter() - server.cold_start  # the spawn, as the harness timed it
         found["restart after an edit"] = [server.cold_start]
         found["edit showing after the restart"] = [
             until_consistent(server.base + "/", title.encode(), True, started, EDIT_TIMEOUT)]
     return found
+
+
+def _serve_and_weigh(server: harness.Server, paths: dict[str, str], sample: list[str]) -> list[float]:
+    """Request the hot pages and a sample of posts, then return each worker's PSS in MB."""
+    for path in paths.values():
+        for _ in range(HOT_REQUESTS):
+            fetch(server.base + path, timeout=60)
+    for path in sample:
+        fetch(server.base + path, timeout=60)
+    return server.worker_pss_mb()
 
 
 def _wait_for_cache(cache: Path) -> None:
@@ -117,15 +126,16 @@ def main() -> int:
         subprocess.run(["cp", "-al", str(arguments.posts), str(posts)], check=True)
         for path in posts.glob("*.md"):  # into the OS's page cache, for both checkouts alike
             path.read_bytes()
-        for round_number in range(arguments.rounds):
-            order = list(checkouts) if round_number % 2 == 0 else list(reversed(checkouts))
-            for name in order:
-                print(f"startup_bench: round {round_number + 1}, {name}…", file=sys.stderr, flush=True)
-                found = measure(checkouts[name], posts, scratch, f"{name}-{round_number}", arguments.trials)
-                for figure, values in found.items():
-                    runs[name][figure] += values
-                print("  " + "; ".join(f"{figure} {', '.join(f'{value:.2f}' for value in values)}"
-                                       for figure, values in found.items()), file=sys.stderr, flush=True)
+        with interrupt_on_sigterm():  # every server started is stopped on the way out
+            for round_number in range(arguments.rounds):
+                order = list(checkouts) if round_number % 2 == 0 else list(reversed(checkouts))
+                for name in order:
+                    print(f"startup_bench: round {round_number + 1}, {name}…", file=sys.stderr, flush=True)
+                    found = measure(checkouts[name], posts, scratch, f"{name}-{round_number}", arguments.trials)
+                    for figure, values in found.items():
+                        runs[name][figure] += values
+                    print("  " + "; ".join(f"{figure} {', '.join(f'{value:.2f}' for value in values)}"
+                                           for figure, values in found.items()), file=sys.stderr, flush=True)
     rows = []
     for figure in FIGURES:
         old, new = (statistics.median(runs[name][figure]) for name in checkouts)
