@@ -209,17 +209,28 @@ CHANGES_WHILE_DOWN = {
 }
 
 
+@pytest.mark.parametrize("patched", [True, False], ids=["patched", "rebuilt"])
 @pytest.mark.parametrize("change", sorted(CHANGES_WHILE_DOWN))
 def test_a_change_made_while_down_shows_after_a_restart(make_app: AppFactory, write_post: WritePost,
-                                                        cache_dir: Path, reads: list[str], change: str) -> None:
+                                                        posts_dir: Path, cache_dir: Path, reads: list[str],
+                                                        monkeypatch: pytest.MonkeyPatch, change: str,
+                                                        patched: bool) -> None:
+    from blog.content import store
+
     write_site(write_post)
     write_post("2021-05-08-covered.md", title="Covered", cover="/static/img/day.png", tags=["x"])
     start(make_app, cache_dir)
     cache_file(cache_dir)
-    CHANGES_WHILE_DOWN[change](write_post("2021-04-30-unchanged.md").parent)
+    CHANGES_WHILE_DOWN[change](posts_dir)
+    if not patched:  # as when a deploy brought more changes than are worth patching in one by one
+        monkeypatch.setattr(store, "LAYERED_CHANGES", 0)
+    built: list[int] = []
+    groups = store._groups
+    monkeypatch.setattr(store, "_groups", lambda posts: built.append(len(posts)) or groups(posts))
     reads.clear()
     restarted = start(make_app, cache_dir)
-    assert len(reads) <= 2  # the changed file (and the new one), never the whole folder
+    assert len(reads) <= 1  # the changed file, never the whole folder
+    assert any(built) != patched  # the cache's indexes patched, or all of them built again
     fresh = make_app(BLOG_CACHE_DIR="off")  # the oracle: everything parsed afresh
     assert indexes(restarted) == indexes(fresh)
     assert summary(restarted) == summary(fresh)

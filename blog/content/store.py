@@ -452,8 +452,8 @@ class PostStore:
     def _restore(self) -> bool | None:
         """Take the files, posts and indexes the post cache holds; publish them if the folder lists just those files.
 
-        Return True if it did, False if the files were taken but some changed (each is checked by the
-        rescan), None if the cache gave nothing. The folder is listed by a forked child meanwhile, on the
+        Return True if it did, False if the files and indexes were taken but some files changed (the rescan
+        finds them), None if the cache gave nothing. The folder is listed by a forked child meanwhile, on the
         other core, so the check costs this process only the hash of the cache's own listing.
         """
         assert self.cache is not None
@@ -478,12 +478,11 @@ class PostStore:
         self._listing = 0
         for relative, file in files.items():
             self._listing ^= _listed(relative, file.key)
-        if listing() != (len(files), self._listing):
-            return False
+        # Published even when some files changed: the indexes are those of the files taken, to be patched.
         self._entangled = state["entangled"]
         self._generation += 1
         self._publish(dataclasses.replace(state["snapshot"], generation=self._generation, changed_at=time.time()))
-        return True
+        return listing() == (len(files), self._listing)
 
     def _state(self) -> dict[str, Any]:
         """Return what the post cache keeps of this store; a file whose reading may go otherwise next time is marked
@@ -508,8 +507,18 @@ class PostStore:
             changed = False
             self._quiet = quiet
             versions: dict[str, tuple[Post | None, Post | None]] | None = None  # a few files: before and after
+            listed = None
+            if relatives is None and listing_differs:
+                # After a restore: a deploy that brought a few posts patches them into the cache's indexes
+                # rather than building every index again.
+                listed = list(self.pages.walk())
+                stale = [relative for relative, status in listed
+                         if (file := self._files.get(relative)) is None or file.key != key_of(status)]
+                stale += set(self._files) - {relative for relative, _ in listed}
+                if len(stale) <= LAYERED_CHANGES:
+                    relatives = stale
             if relatives is None:
-                changed = self._rescan(listing_differs)
+                changed = self._rescan(listing_differs, listed)
             else:
                 extensions = tuple(self.pages.config("extension"))
                 versions = {}
@@ -532,8 +541,11 @@ class PostStore:
                 self._render_into_cache(post)
         return changed
 
-    def _rescan(self, listing_differs: bool) -> bool:
-        """Compare every file with its state and update those that changed; tell whether any did."""
+    def _rescan(self, listing_differs: bool, listed: list[tuple[str, os.stat_result]] | None = None) -> bool:
+        """Compare every file (of ``listed``, else of a new listing) with its state and update those that changed.
+
+        Tell whether any did.
+        """
         # Nothing changed is the usual answer of a worker's catch-up and of every safety rescan, and is known
         # without visiting each file's state: that would touch every post's objects (their reference counts),
         # and with them every memory page a forked worker shares with gunicorn's master. Nor is the listing
@@ -542,7 +554,7 @@ class PostStore:
                 and _listing(self.pages.walk(ordered=False)) == (len(self._files), self._listing)):
             return False
         changed = False
-        listed = list(self.pages.walk())
+        listed = list(self.pages.walk()) if listed is None else listed
         if not self._loaded and not self._quiet:  # the first load: the files the cache did not give, on all cores
             stale = [index for index, (relative, status) in enumerate(listed)
                      if (file := self._files.get(relative)) is None or file.key != key_of(status)]
