@@ -22,8 +22,9 @@ Last-Modified and Vary are made again by ``finish`` exactly as for a fresh rende
 temporary file and renamed into place, and read only under the render cache's rules (this user's folders
 and file, writable by nobody else); a torn, foreign or mismatching entry is ignored and replaced.
 
-After start, one detached process (nice 19, after the render cache's filler, under its lock) produces the
-page of every post that lacks a valid entry, newest first, so a crawler finds pages ready.
+After start, one detached process (nice 19) asks the kernel to read every current post's entry ahead (a
+worker waiting on the disk serves nobody), then, after the render cache's filler and under its lock, produces
+the page of every post that lacks a valid entry, newest first, so a crawler finds pages ready.
 """
 
 from __future__ import annotations
@@ -165,6 +166,7 @@ class PageCache:
         os.makedirs(lock_folder, mode=0o700, exist_ok=True)
         if not self._folders_safe():
             return
+        self._read_ahead()
         with open(os.path.join(lock_folder, "fill.lock"), "ab") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # after the bodies, and one page filler at a time
             cached.max_entries = 0  # this process answers no reader: memory would only hold what it wrote
@@ -182,6 +184,28 @@ class PageCache:
                         end_render_budget()
             remove_abandoned(self.folder, ".page-")
             _remove_unwanted(self.folder, wanted)
+
+    def _read_ahead(self) -> None:
+        """Ask the kernel to read the current posts' entries into memory, newest first, before any reader does.
+
+        After a restart the files may have left the kernel's page cache (some machines page out what nobody
+        touched for a minute), and a sync worker waiting on the disk serves nobody meanwhile: the kernel reads
+        them while the workers compute. Nothing where the platform has no posix_fadvise.
+        """
+        advise = getattr(os, "posix_fadvise", None)
+        if advise is None:
+            return
+        for post in self.site.posts.snapshot.posts:
+            try:
+                descriptor = os.open(self.path(post.url), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            except OSError:
+                continue
+            try:
+                advise(descriptor, 0, 0, os.POSIX_FADV_WILLNEED)
+            except OSError:
+                pass
+            finally:
+                os.close(descriptor)
 
     # What a page shows ----------------------------------------------------------------------------
 

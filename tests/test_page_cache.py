@@ -308,6 +308,21 @@ def test_the_filler_produces_every_post_page_after_start(start: Callable[..., Fl
     assert templates.count("post.html") == len(store.snapshot.posts)  # the fresh renders only
 
 
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise") or not os.path.isdir("/proc/self/fd"),
+                    reason="needs posix_fadvise and /proc to see which file each call names")
+def test_the_filler_asks_the_kernel_to_read_every_entry_ahead(start: Callable[..., Flask], write_post: WritePost,
+                                                              cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_site(write_post)
+    app = start()
+    for post in app.extensions["quire"].snapshot.posts:
+        get(app, post.url)
+    advised: list[tuple[str, int]] = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda descriptor, offset, length, advice:
+                        advised.append((os.readlink(f"/proc/self/fd/{descriptor}"), advice)))
+    app.extensions["quire.cache"].pages._read_ahead()
+    assert sorted(advised) == [(os.path.realpath(path), os.POSIX_FADV_WILLNEED) for path in entries(cache_dir)]
+
+
 EDITS = st.lists(st.tuples(st.integers(1, 6), st.sampled_from(["title", "tags", "date", "body", "remove"]),
                            st.integers(0, 3)), min_size=1, max_size=4)
 
