@@ -371,9 +371,15 @@ def wrk(url: str, seconds: float, threads: int = 2, connections: int = 16, timeo
 
     With ``paths`` (a file of URL paths, one a line), wrk requests those paths in their order instead of
     ``url``'s own (bench/urls.lua): round and round, or with ``once`` each path once, stopping early when
-    all are done. ``timeout`` is wrk's per-request limit; its default of 2 s would drop a slow app's slowest
-    answers from the percentiles instead of reporting them.
+    all are done. A ``once`` run uses one wrk thread for all its connections: a thread that stops leaves the
+    connections it had opened but not written to open, and each holds a sync worker waiting for a request
+    until wrk exits, so with two threads the first to finish stalled the other's last requests for seconds
+    (a 4-5 s p99, and the ceiling's crawl measured at a quarter of its rate). ``timeout`` is wrk's
+    per-request limit; its default of 2 s would drop a slow app's slowest answers from the percentiles
+    instead of reporting them.
     """
+    if once:
+        threads = 1
     command = [wrk_binary(), f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", f"--timeout={timeout:g}s",
                "--latency", url]
     times = Path(tempfile.mkdtemp(prefix="bench-wrk-")) / "times"

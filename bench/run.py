@@ -4,8 +4,9 @@
 bench-short`` (``python bench/run.py --short``) the CI mode. Every server runs on 127.0.0.1 under the same
 gunicorn settings (bench/gunicorn_conf.py, 2 sync workers), one after another. Besides one hot URL per page
 type, Quire and the ceiling are driven over every post the sitemap lists: a crawler (each post once, in a
-random order) and readers (Zipf popularity over all posts), through bench/urls.lua; and Quire's hot pages
-again while one post is edited every second. ``--old DIR`` measures another checkout (an older commit) of
+random order) and readers (Zipf popularity over all posts), through bench/urls.lua, Quire both on its first
+start and after a restart over a page cache holding every post; and Quire's hot pages again while one post
+is edited every second. ``--old DIR`` measures another checkout (an older commit) of
 Quire beside this one. ``--startup`` measures only what start-up and memory need (Quire alone: cold start,
 the crawl and the hot pages that make a worker's memory what serving makes it, PSS, new posts, a restart),
 for 100,000 posts in minutes rather than the whole matrix. The report is printed and saved to
@@ -82,7 +83,8 @@ class Result:
     rss_mb: list[float] = field(default_factory=list)
     pss_mb: list[float] = field(default_factory=list)
     loads: dict[str, Load] = field(default_factory=dict)
-    modes: dict[str, Load] = field(default_factory=dict)  # crawl and zipf, over every post
+    modes: dict[str, Load] = field(default_factory=dict)  # crawl and zipf, over every post, on a first start
+    filled: dict[str, Load] = field(default_factory=dict)  # the same after a restart over a full page cache
     changing: dict[str, Load] = field(default_factory=dict)  # hot pages while one post changes a second
     load_failures: dict[str, str] = field(default_factory=dict)
     new_post_ms: list[float] = field(default_factory=list)
@@ -182,16 +184,21 @@ def write_url_files(folder: Path, paths: list[str], seed: int = 15) -> dict[str,
     return files
 
 
-def drive_modes(result: Result, server: Server, files: dict[str, Path], settings: Settings) -> None:
-    """Crawl every post once, then read posts by Zipf popularity, with wrk over the URL files."""
+def drive_modes(result: Result, server: Server, files: dict[str, Path], settings: Settings,
+                filled: bool = False) -> None:
+    """Crawl every post once, then read posts by Zipf popularity, with wrk over the URL files.
+
+    ``filled``: the server is a restart over a page cache holding every post, and its figures go apart.
+    """
     for mode in MODES[:1] if settings.startup else MODES:
         meter = OtherCpu(server.pids())
         try:
-            result.modes[mode] = wrk(server.base + "/", settings.seconds, settings.threads, settings.connections,
-                                     paths=files[mode], once=mode == "crawl")
+            (result.filled if filled else result.modes)[mode] = wrk(
+                server.base + "/", settings.seconds, settings.threads, settings.connections, paths=files[mode],
+                once=mode == "crawl")
             result.other_cpu.append(meter.share())
         except WrkFailed as error:
-            result.load_failures[mode] = str(error).splitlines()[0]
+            result.load_failures[f"{mode}, filled" if filled else mode] = str(error).splitlines()[0]
         fetch(server.base + "/", timeout=60)  # wait out what wrk left queued
         if not server.alive():
             raise ServerFailed(f"exited during the {mode} load\n" + server.log_tail())
@@ -252,6 +259,12 @@ def save_for_ceiling(server: Server, ceiling: Path, paths: dict[str, str], posts
     (ceiling / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
 
 
+def ask_every_post(server: Server, posts: list[str]) -> None:
+    """Ask for every post once, four at a time (so the server's page cache holds them all)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda path: fetch(server.base + path, timeout=60), posts))
+
+
 def load_pages(result: Result, server: Server, paths: dict[str, str], settings: Settings) -> None:
     """Warm each page and drive it with wrk; then record each worker's RSS and PSS."""
     for page in PAGES:
@@ -302,10 +315,15 @@ def bench_quire(name: str, root: Path, size: int, posts: Path, scratch: Path, se
             if not settings.startup:
                 drive_while_changing(result, server, posts, paths, settings)
             result.new_post_ms = new_post_latency(server, posts, settings.trials)
-            if name == QUIRE and not settings.startup:
-                save_for_ceiling(server, scratch / "ceiling", paths, listed)
+            if not settings.startup:  # every post asked for once: the page cache holds them all
+                if name == QUIRE:
+                    save_for_ceiling(server, scratch / "ceiling", paths, listed)
+                else:
+                    ask_every_post(server, listed)
         with serve("wsgi:app", env, port=port, root=root) as server:  # a restart, as after a deploy
             result.restart = server.cold_start
+            if not settings.startup:
+                drive_modes(result, server, files, settings, filled=True)
     except ServerFailed as error:
         result.failure = str(error).splitlines()[0]
     return result, paths, files
@@ -434,11 +452,14 @@ def report(results: list[Result], settings: Settings, context: str) -> str:
             load_rows.append([size, result.app, page, *_load_cells(load, result.load_failures.get(page, "")),
                               ratio(load, result.size, "loads", page) if result.app != CEILING else ""])
         if result.app != BASELINE:
-            for mode in MODES:
-                load = result.modes.get(mode)
-                if load is None and mode not in result.load_failures:
-                    continue  # not measured (--startup)
-                mode_rows.append([size, result.app, mode, *_load_cells(load, result.load_failures.get(mode, "")),
+            for mode, filled in ((mode, filled) for filled in (False, True) for mode in MODES):
+                load = (result.filled if filled else result.modes).get(mode)
+                failure = result.load_failures.get(f"{mode}, filled" if filled else mode)
+                if load is None and failure is None:
+                    continue  # not measured (--startup, or the ceiling's restart)
+                label = (f"{mode}, restart, page cache full" if filled
+                         else mode if result.app == CEILING else f"{mode}, cold")
+                mode_rows.append([size, result.app, label, *_load_cells(load, failure or ""),
                                   ratio(load, result.size, "modes", mode) if result.app != CEILING else ""])
         for page in CHANGING_PAGES if result.app in (QUIRE, OLD) else ():
             load = result.changing.get(page)
@@ -469,8 +490,11 @@ def report(results: list[Result], settings: Settings, context: str) -> str:
         "### Load over every post: a crawler and Zipf readers",
         ("URLs are the sitemap's posts (all of them, up to its 50,000 URLs). The crawl asks for each once, in a "
          "random order, and stops when all are done (req/s over the time that took; the ceiling finishes "
-         "soonest); the readers draw posts by Zipf popularity (s = 1, popularity unrelated to age) for the whole "
-         "duration. The ceiling holds every one of those pages, the bytes Quire sent."),
+         "soonest; one wrk thread, 16 connections); the readers draw posts by Zipf popularity (s = 1, popularity "
+         "unrelated to age) for the whole duration. Quire is measured twice: cold, on its first start (every "
+         "cache empty), and after a restart once every post has been asked for (memory empty, the page cache "
+         "on disk full, as after a deploy once the filler is done). The ceiling holds every one of those pages, "
+         "the bytes Quire sent."),
         table(["posts", "app", "load", "req/s", "p50 ms", "p99 ms", "errors", "/ ceiling"], mode_rows, left=3),
         "### Hot pages while one post changes every second",
         ("One post file (never the page measured) is rewritten and renamed into place every second during the "

@@ -4,7 +4,8 @@
 -- so every path goes to one thread only. "cycle" goes round and round (readers). "once" requests each path
 -- once and stops the thread when its share is done (a crawler); wrk itself still reports over the whole -d
 -- duration, so each thread writes "start-time end-time" (seconds) to TIMES-<thread> for the caller to divide
--- by. The start is taken at init, just before the threads start: wrk calls thread 0's request() once more
+-- by. bench/harness.py runs "once" with one thread: a stopped thread leaves its unwritten connections open, each
+-- holding a sync worker until wrk exits, which stalled any other thread. The start is taken at init, just before the threads start: wrk calls thread 0's request() once more
 -- before that, to check it, which costs that thread its first path. No response() function: defining one makes wrk parse every body, a cost no server pays.
 
 local ffi = require("ffi")
