@@ -22,9 +22,9 @@ Last-Modified and Vary are made again by ``finish`` exactly as for a fresh rende
 temporary file and renamed into place, and read only under the render cache's rules (this user's folders
 and file, writable by nobody else); a torn, foreign or mismatching entry is ignored and replaced.
 
-After start, one detached process (nice 19) asks the kernel to read every current post's entry ahead (a
-worker waiting on the disk serves nobody), then, after the render cache's filler and under its lock, produces
-the page of every post that lacks a valid entry, newest first, so a crawler finds pages ready.
+After start, one detached process asks the kernel to read every current post's entry ahead (a sync worker
+waiting on the disk serves nobody), and another (nice 19, after the render cache's filler, under its lock)
+produces the page of every post that lacks a valid entry, newest first, so a crawler finds pages ready.
 """
 
 from __future__ import annotations
@@ -154,11 +154,14 @@ class PageCache:
             self._warned = True
 
     def fill(self, cached: ResponseCache, lock_folder: str) -> None:
-        """Produce every post's page the cache lacks, in a detached low-priority process; nothing when this one may not fork.
+        """Read the entries ahead, then produce every post's page the cache lacks, in detached processes.
 
-        It waits for ``lock_folder``'s fill.lock (the render cache's), so pages come after the bodies.
+        Nothing when this process may not fork. The reading ahead costs little CPU (the kernel reads) and is
+        worth most at once, so it runs at normal priority; the filling waits for ``lock_folder``'s fill.lock
+        (the render cache's), so pages come after the bodies, and runs at the lowest.
         """
         server = os.getpid()
+        detach(self._read_ahead, niceness=0)
         detach(lambda: self._fill(server, cached, lock_folder), niceness=19)  # serving comes first, always
 
     def _fill(self, server: int, cached: ResponseCache, lock_folder: str) -> None:
@@ -166,7 +169,6 @@ class PageCache:
         os.makedirs(lock_folder, mode=0o700, exist_ok=True)
         if not self._folders_safe():
             return
-        self._read_ahead()
         with open(os.path.join(lock_folder, "fill.lock"), "ab") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # after the bodies, and one page filler at a time
             cached.max_entries = 0  # this process answers no reader: memory would only hold what it wrote
@@ -193,7 +195,7 @@ class PageCache:
         them while the workers compute. Nothing where the platform has no posix_fadvise.
         """
         advise = getattr(os, "posix_fadvise", None)
-        if advise is None:
+        if advise is None or not self._folders_safe():
             return
         for post in self.site.posts.snapshot.posts:
             try:
