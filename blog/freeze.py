@@ -918,7 +918,7 @@ class _Exporter:
         descriptor = os.open(self.root / MARKER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         with open(descriptor, "wb") as manifest:
             manifest.write(json.dumps(header, ensure_ascii=False).encode("utf-8") + b"\n")
-            marshal.dump(body, manifest)
+            manifest.write(marshal.dumps(body))
 
 
 class _Child:
@@ -1098,7 +1098,7 @@ def _read_manifest(folder: Path) -> _Previous:
             if trouble:
                 log.warning("not using the manifest %s (%s): exporting afresh", folder / MARKER, trouble)
                 return _Previous()
-            body = marshal.load(manifest)
+            body = marshal.loads(manifest.read())  # whole: marshal.load reads a Python file object piece by piece
         previous = _Previous(folder, body["pages"], body["statics"], body["related"], body["references"],
                              tuple(header["compressed"]), generation=header["generation"], shape=body["shape"],
                              leads=body["leads"], broken=body["broken"], spare=body["spare"],
@@ -1106,7 +1106,7 @@ def _read_manifest(folder: Path) -> _Previous:
     except (OSError, ValueError, EOFError, AttributeError, KeyError, TypeError):
         return _Previous()
     files = {entry[1] for entry in previous.pages.values()} | set(previous.statics)
-    files |= {f"{name}.{suffix}" for name in files if _compressible(name) for suffix in previous.compressed}
+    files |= {f"{name}.{suffix}" for suffix in previous.compressed for name in files if _compressible(name)}
     previous.files = frozenset(files)
     return previous
 
