@@ -726,7 +726,7 @@ class _Exporter:
                 return None
         written = size_written = 0
         linked = 1
-        if _compressible(name):
+        if self.compress and _compressible(name):  # most exports have no compressed copies: no name to look at
             for suffix in self.compress:
                 copy = f"{name}.{suffix}"
                 if held and _size(f"{self.root}/{copy}") is not None:
@@ -747,7 +747,7 @@ class _Exporter:
     def _write(self, name: str, body: bytes) -> tuple[int, int, int]:
         self._put(self.root / name, body)
         written, size = 1, len(body)
-        if _compressible(name):
+        if self.compress and _compressible(name):
             for suffix in self.compress:
                 data = _compressed(body, suffix)
                 self._put(self.root / f"{name}.{suffix}", data)
