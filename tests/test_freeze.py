@@ -239,6 +239,23 @@ def test_a_post_whose_post_url_link_leads_elsewhere_now_is_exported_again(make_a
     assert tree(out) == tree(_full_export(app, tmp_path / "full"))
 
 
+def test_pages_known_unchanged_never_reach_a_child(make_app: AppFactory, write_post: WritePost, site: Flask,
+                                                   tmp_path: Path, forking: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """They are kept before any child is forked: only the pages to render again are handed out."""
+    out = tmp_path / "site"
+    export(site, out, processes=2)
+    write_post("2020-01-05-post-5.md", "Body five, edited. [Next](/posts/post-6/)", title="Post 5",
+               categories=["Notes"], tags=["t2"], author="Ada")
+    handed: list[str] = []
+    start = exporter._Child.start.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(exporter._Child, "start", classmethod(
+        lambda cls, owner, jobs: handed.extend(job.path for job in jobs) or start(cls, owner, jobs)))
+    app = make_app(BLOG_PER_PAGE="5")
+    report = export(app, out, processes=2)
+    assert "/posts/post-5/" in handed and len(handed) <= report.rendered < report.files // 2
+    assert tree(out) == tree(_full_export(app, tmp_path / "full"))
+
+
 @pytest.mark.parametrize("manifest", ["JSON, format 2", "another Python's", "writable by others", "truncated"])
 def test_a_manifest_it_cannot_trust_means_a_clean_build(make_app: AppFactory, site: Flask, tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture, manifest: str) -> None:
