@@ -559,7 +559,11 @@ class PostStore:
             stale = [index for index, (relative, status) in enumerate(listed)
                      if (file := self._files.get(relative)) is None or file.key != key_of(status)]
             for index, description in zip(stale, forked_map(self._describe, [listed[index][0] for index in stale])):
-                changed |= self._update(*listed[index], description)
+                relative, status = listed[index]
+                # Keyed by the post's own copy of its path (equal to the listing's, which is dropped), so that
+                # memory and the post cache hold each path once.
+                changed |= self._update(description.fields[0] if description.fields else relative, status,
+                                        description)
         else:
             for relative, status in listed:
                 changed |= self._update(relative, status)
