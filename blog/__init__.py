@@ -14,12 +14,13 @@ from blog import config, logs
 from blog.budget import RenderBudget
 from blog.content import PostStore, jekyll
 from blog.content.pages import PostPages, render_page
+from blog.content.render_cache import UNWANTED_SECONDS
 from blog.content.site import Site
 from blog.content.sitefile import SiteFile
 from blog.content.watch import Watcher, Watchers
 from blog.http import ResponseCache
 from blog.page_cache import PageCache
-from blog.theme import ThemedFlask, static_folders, use_theme
+from blog.theme import CompiledTemplates, ThemedFlask, static_folders, use_theme
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -89,6 +90,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     security.register(app)
     cli.register(app)
     theme.register(app, theme_folder)
+    if store.rendered is not None:  # after everything that configures Jinja: its options name the folder
+        compiled = CompiledTemplates(store.rendered.parent, app.jinja_env)
+        app.jinja_env.bytecode_cache = compiled
+        compiled.remove_others(UNWANTED_SECONDS)
     flask_app = app.wsgi_app
     if settings["BLOG_DEV"]:  # nothing may hide a change from the author, and event streams never end to be cached
         app.wsgi_app = security.RequestGuard(flask_app, flask_app)  # type: ignore[method-assign]
