@@ -11,7 +11,8 @@ made again from a clean folder); ``--incremental-only`` leaves out the ``--full`
 exporter (unpacked the same way) runs beside it on the same posts, alternating, each with its own folder and
 render cache, and the ratios are reported. Each run is a fresh ``flask blog freeze`` process timed by
 /usr/bin/time (wall seconds, CPU seconds, peak RSS of the largest process: its forked children are waited for,
-so they count). The report is printed and written to bench/results/freeze.md.
+so they count). Each checkout's bytecode is written first, as an install has it. The report is printed and
+written to bench/results/freeze.md.
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ def bench(size: int, work: Path, baseline: Path, compare: Path | None, skip_old:
     if not skip_old:
         runs.append(freeze(baseline, posts, work / f"old-{size}", work / f"cache-old-{size}", "old crawler, full"))
     checkouts = [("new", ROOT)] + ([("compared", compare)] if compare else [])
+    for _, checkout in [("old", baseline), *checkouts]:
+        compile_once(checkout)
     for name, checkout in checkouts:
         if not (work / f"{name}-{size}").exists():  # kept from an earlier run with --work
             runs.append(freeze(checkout, posts, work / f"{name}-{size}", work / f"cache-{name}-{size}",
@@ -138,6 +141,16 @@ def ratios(runs: list[Run]) -> list[tuple[str, str, str, str]]:
             rows.append((step, f"{compared.seconds / new.seconds:.2f}×", f"{compared.cpu / new.cpu:.2f}×",
                          f"{compared.peak_mb:.0f} → {new.peak_mb:.0f}"))
     return rows
+
+
+def compile_once(checkout: Path) -> None:
+    """Write the bytecode of ``checkout``'s Python files, as an installed Quire has it.
+
+    Where PYTHONDONTWRITEBYTECODE is set (as on the machines these figures come from), every run would
+    otherwise compile Quire from source first: a tenth of a second or more that no install pays.
+    """
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(checkout / "blog"), str(checkout / "wsgi.py")],
+                   check=True, capture_output=True)
 
 
 def unpack(revision: str, folder: Path) -> Path:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -95,6 +96,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         app.jinja_env.bytecode_cache = compiled
         compiled.remove_others(UNWANTED_SECONDS)
     flask_app = app.wsgi_app
+    page_cache = None
     if settings["BLOG_DEV"]:  # nothing may hide a change from the author, and event streams never end to be cached
         app.wsgi_app = security.RequestGuard(flask_app, flask_app)  # type: ignore[method-assign]
     else:
@@ -102,15 +104,32 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         page_cache = PageCache(store.rendered.parent, app, site) if store.rendered else None
         cached = ResponseCache(flask_app, site, watchers, settings["BLOG_RESPONSE_CACHE_ENTRIES"], page_cache)
         app.extensions["quire.cache"] = cached
-        if page_cache is not None and store.rendered is not None:  # a crawler finds pages ready, after bodies
-            page_cache.fill(cached, store.rendered.folder)
         app.wsgi_app = security.RequestGuard(cached, flask_app)  # type: ignore[method-assign]
+    app.extensions["quire.fill"] = fill = _fillers(store, page_store, page_cache, app.extensions.get("quire.cache"))
+    if click.get_current_context(silent=True) is None:  # a server; not a `flask blog` command (`serve` fills itself)
+        fill()
     proxies = settings["BLOG_TRUSTED_PROXIES"]
     if proxies:  # outermost, so every layer sees the client's address, scheme and host
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
     app.wsgi_app = security.SiteMount(app.wsgi_app, settings["BLOG_URL"])  # type: ignore[method-assign]
     app.wsgi_app = RenderBudget(app.wsgi_app, app.config)  # type: ignore[method-assign]
     return app
+
+
+def _fillers(store: PostStore, page_store: PostStore, page_cache: PageCache | None,
+             cached: ResponseCache | None) -> Callable[[], None]:
+    """Return what starts the caches' background fillers, so that a crawler after a start finds everything ready.
+
+    The server starts them; a ``flask blog`` command (check, freeze, list) does not: it would fork three
+    processes that compete with its own work for the CPU and stop when it ends, their work left half done.
+    """
+    def start() -> None:
+        store.fill_render_cache()
+        page_store.fill_render_cache()
+        if page_cache is not None and cached is not None and store.rendered is not None:  # pages after bodies
+            page_cache.fill(cached, store.rendered.folder)
+
+    return start
 
 
 def _page_store(app: Flask, settings: Mapping[str, Any], posts: PostStore) -> PostStore:

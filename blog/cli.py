@@ -96,6 +96,7 @@ def serve(dev_mode: bool, host: str, port: int) -> None:
 
     app = create_app({"BLOG_DEV": True} if dev_mode else None)
     app.extensions["quire.watchers"].ensure_running()
+    app.extensions["quire.fill"]()  # made inside this command, the app left them to the server
     try:
         server = make_server(host, port, app, threaded=True)
     except OSError as error:

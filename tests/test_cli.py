@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from flask.cli import ScriptInfo
 
-from blog import lint
+from blog import lint, page_cache
+from blog.cli import blog_cli
+from blog.content import render_cache
 from tests.conftest import SEED_AS_WRITTEN, AppFactory, WritePost
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -318,3 +321,23 @@ def test_check_fix_never_overwrites_a_backup_it_did_not_write(make_app: AppFacto
     assert (posts_dir / "2020-01-03-garbled.md.~1~").read_bytes() == b"An older numbered backup."
     assert (posts_dir / "2020-01-03-garbled.md.~2~").read_bytes() == original
     assert "Pearl of the Orient\u2014Hong Kong" in path.read_text(encoding="utf-8")
+
+
+def test_a_command_starts_no_background_filler_and_a_server_does(make_app: AppFactory, write_post: WritePost,
+                                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_post("2020-01-01-fine.md", title="Fine")
+    started: list[str] = []
+
+    def detach(work: object, niceness: int, *, quiet: bool = False) -> bool:
+        started.append(f"nice {niceness}")
+        return True
+
+    monkeypatch.setattr(render_cache, "detach", detach)
+    monkeypatch.setattr(page_cache, "detach", detach)
+    cache = str(tmp_path / "cache")
+    info = ScriptInfo(create_app=lambda: make_app(BLOG_CACHE_DIR=cache))  # as `flask --app wsgi` loads it
+    with pytest.raises(SystemExit) as ended:
+        blog_cli.main(args=["check"], prog_name="flask blog", obj=info)
+    assert ended.value.code == 0 and started == []
+    make_app(BLOG_CACHE_DIR=cache)  # as gunicorn loads it: the render filler, the page cache's reading ahead and filler
+    assert sorted(started) == ["nice 0", "nice 19", "nice 19"]

@@ -446,7 +446,10 @@ class PostStore:
             gc.enable()
             gc.freeze()
         self._loaded = True
-        if first and self.rendered:
+
+    def fill_render_cache(self) -> None:
+        """Render every post the render cache lacks, in a detached low-priority process (nothing without a cache)."""
+        if self.rendered:
             self.rendered.fill(lambda: self._snapshot.posts, self._render_into_cache)
 
     def _restore(self) -> bool | None:
