@@ -76,6 +76,7 @@ def test_compiled_templates_are_refused_when_others_could_write_them(
         caplog: pytest.LogCaptureFixture, spoil: str) -> None:
     write_post("2024-01-02-hello.md", "Hello.", title="Hello")
     cache = tmp_path / "cache"
+    compiled = compiled_from_source(monkeypatch)
     assert make_app(BLOG_CACHE_DIR=str(cache)).test_client().get("/").status_code == 200
     entries = list(cache.glob("templates-*/*.code"))
     assert entries
@@ -84,7 +85,7 @@ def test_compiled_templates_are_refused_when_others_could_write_them(
             entry.chmod(0o666)
     else:
         entries[0].parent.chmod(0o777)
-    compiled = compiled_from_source(monkeypatch)
+    compiled.clear()
     with caplog.at_level(logging.WARNING, logger="quire"):
         response = make_app(BLOG_CACHE_DIR=str(cache)).test_client().get("/")
     assert response.status_code == 200 and "base.html" in compiled  # compiled afresh, never loaded
