@@ -129,7 +129,7 @@ def _permalink(name: str, raw: str) -> str:
     return pattern
 
 
-def _site_path(name: str, raw: str) -> str:
+def _url_path(name: str, raw: str) -> str:
     value = "/" + raw.strip().lstrip("/")  # jekyll-feed's path is written without the leading slash
     if not re.fullmatch(r"/[\w~-][\w./~-]*", value) or ".." in value:
         raise ConfigError(f"{name} must be a site path such as /feed.xml or atom.xml, got {raw!r}")
@@ -206,7 +206,7 @@ SETTINGS = (
             "One-line description for the home page and feeds; overrides site.yml's (else 'A blog served by Quire.')."),
     Setting("BLOG_URL", "http://127.0.0.1:8000", _url, "Public base URL, used for absolute links in feeds and meta tags."),
     Setting("BLOG_PER_PAGE", 10, _positive_int, "Posts per listing page."),
-    Setting("BLOG_FEED_PATH", "/feed.xml", _site_path,
+    Setting("BLOG_FEED_PATH", "/feed.xml", _url_path,
             "Another path the site's Atom feed is served at as well as /feed.xml (jekyll-feed's feed: path:)."),
     Setting("BLOG_FEED_ENTRIES", 20, _positive_int, "Newest posts listed in each Atom, RSS and JSON feed."),
     Setting("BLOG_PERMALINK", "/posts/:slug/", _permalink,

@@ -31,7 +31,15 @@ def test_environment_values_are_parsed() -> None:
     assert settings["BLOG_URL"] == "https://example.com/blog"
     assert settings["BLOG_EXTENSIONS"] == (".md", ".text")
     assert settings["BLOG_MAX_POST_SIZE"] == 1024**2
-    assert Path(settings["BLOG_POSTS_DIR"]).is_absolute()
+    assert settings["BLOG_POSTS_DIR"] == str(Path("relative/posts").resolve())
+
+
+@pytest.mark.parametrize("name", sorted(config.SITE_PARTS))
+@pytest.mark.parametrize("given", ["relative/my posts", "~/site/posts", "/srv/my blog/posts"])
+def test_a_site_folder_or_file_is_a_path_on_this_machine(name: str, given: str) -> None:
+    # Relative to the working folder, "~" expanded, spaces kept: not a URL path (a BLOG_FEED_PATH-like
+    # check once turned "posts" into /posts and refused a folder with a space in its name).
+    assert config.load({name: given})[name] == str(Path(given).expanduser().resolve())
 
 
 @pytest.mark.parametrize(
