@@ -16,7 +16,7 @@ from flask import Flask
 
 from blog import dev
 from blog.config import PROJECT_ROOT
-from tests.conftest import AppFactory, WritePost, eventually
+from tests.conftest import AppFactory, WritePost
 
 FUTURE = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30)).replace(microsecond=0)
 

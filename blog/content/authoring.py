@@ -10,7 +10,7 @@ from typing import Any
 from markdown import Markdown
 from markdown.extensions import Extension
 from markdown.treeprocessors import Treeprocessor
-from markdown.util import HTML_PLACEHOLDER_RE, AtomicString
+from markdown.util import HTML_PLACEHOLDER_RE
 from pymdownx.arithmatex import (RE_DOLLAR_BLOCK, RE_SMART_DOLLAR_INLINE, RE_TEX_BLOCK, BlockArithmatexProcessor,
                                  InlineArithmatexPattern)
 from pymdownx import util as pymdownx_util
