@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+import blog.content.derived
 import blog.views
 from blog.content.render_cache import RenderCache
 from blog.page_cache import PageCache
@@ -180,6 +181,27 @@ def test_a_change_the_page_shows_is_never_answered_from_the_old_entry(
     assert after[2] != before[2]
 
 
+def test_an_entry_outlives_a_change_to_its_tag_beyond_its_related_candidates(
+        start: Callable[..., Flask], write_post: WritePost, templates: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A post added to a tag far in date from a page's post cannot change its related posts: the entry still holds.
+
+    Checking an entry reads only the posts nearest its post in each tag (what ranks its related posts), never
+    the whole tag: a worker touching every post of a tag copies the memory it shares with gunicorn's master.
+    """
+    monkeypatch.setattr(blog.content.derived, "WINDOW", 2)
+    for day in range(1, 9):
+        write_post(f"2021-05-{day:02d}-day-{day}.md", f"Text of day {day}.", title=f"Day {day}", tags=["x"],
+                   categories=["notes"])
+    url = "/posts/day-8/"
+    get(start(), url)
+    write_post("2020-01-01-old.md", "Old.", title="An old post", tags=["x"], categories=["notes"])
+    app = start()
+    templates.clear()
+    answer = get(app, url)
+    assert templates == []
+    assert answer == fresh(app, url)
+
+
 def test_a_setting_change_is_never_answered_from_the_old_entry(start: Callable[..., Flask], write_post: WritePost,
                                                                templates: list[str]) -> None:
     write_site(write_post)
@@ -327,11 +349,16 @@ EDITS = st.lists(st.tuples(st.integers(1, 6), st.sampled_from(["title", "tags", 
                            st.integers(0, 3)), min_size=1, max_size=4)
 
 
+# A narrow window: related posts drawn from fewer posts than a tag holds, as at any real size (WINDOW is 40).
+@pytest.mark.parametrize("window", [None, 1], ids=["whole-tags", "narrow-window"])
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=EDITS)
 def test_after_any_edits_an_answer_from_disk_is_a_fresh_render(start: Callable[..., Flask], posts_dir: Path,
-                                                               write_post: WritePost, edits: list[tuple[int, str, int]]
+                                                               write_post: WritePost, edits: list[tuple[int, str, int]],
+                                                               window: int | None, monkeypatch: pytest.MonkeyPatch
                                                                ) -> None:
+    if window is not None:
+        monkeypatch.setattr(blog.content.derived, "WINDOW", window)
     for path in posts_dir.glob("*.md"):
         path.unlink()
     tag_sets = [["a"], ["b"], ["a", "b"], []]
