@@ -11,13 +11,13 @@ showed when rendered, so any process can check in microseconds that it still sho
   and every page, which the menu shows), computed once per change of those;
 - the post's version, its newer and older neighbours' URLs and versions, and its related posts' URLs and
   versions;
-- a print of the related posts' candidates in each of the post's tags and categories (the posts nearest it
-  there, ``derived.window``, with their URLs, dates, tags and categories): related posts are ranked from
-  those alone, so while the prints hold the recorded related posts are still the ones chosen.
-A post's version is worked out once per post version (kept with the Post), a candidates' print on each
-check from a few dozen posts, and the URLs a post's links name once per snapshot, so a change costs what it
-touches, and so does a check: a worker that touched every post of a tag would copy the memory it shares with
-gunicorn's master (prints of the whole tags cost 200 MB per worker at 100,000 posts).
+- a print of each of the post's tags and categories (their posts' URLs and dates): related posts are ranked
+  from those groups alone, so while the prints hold the recorded related posts are still the ones chosen.
+A post's version is worked out once per post version (kept with the Post), a group's print is kept by the
+store with the group (``Group.membership``, changed with each post that comes or goes), and the URLs a
+post's links name once per snapshot, so a change costs what it touches, and a check reads no group's posts:
+a worker that read every post of a tag would copy the memory it shares with gunicorn's master (200 MB per
+worker at 100,000 posts, when the prints were worked out here).
 
 The file is a header line (magic, format, key, hash of the rest), a JSON line (that record, the view's
 status and headers), then the page's gzip body: the identity body is its decompression, and ETag,
@@ -53,7 +53,6 @@ from werkzeug.test import EnvironBuilder
 
 from blog.content.cache import remove_abandoned
 from blog.content.changes import post_page_keys
-from blog.content.derived import window
 from blog.content.parallel import detach
 from blog.content.post import Post
 from blog.content.render_cache import FolderTrust, alive, read_trusted, write_atomically
@@ -218,7 +217,7 @@ class PageCache:
         """Return what must be as recorded for an entry to hold, besides its related posts' versions."""
         return [self.fingerprint(), post.url, self._version(snapshot, post),
                 *([other.url, self._version(snapshot, other)] if other is not None else None for other in (newer, older)),
-                *([kind, term.slug, _candidates_print(snapshot, kind, term.slug, post)]
+                *([kind, term.slug, _membership(snapshot, kind, term.slug)]
                   for kind, terms in (("tag", post.tags), ("category", post.categories)) for term in terms)]
 
     def _version(self, snapshot: Snapshot, post: Post) -> str:
@@ -255,16 +254,10 @@ def post_version(post: Post, resolve_post_url: Callable[[str], str | None]) -> s
     return _digest([post.version, *(resolve_post_url(name) for name in post.links)]) if post.links else post.version
 
 
-def _candidates_print(snapshot: Snapshot, kind: str, slug: str, post: Post) -> str:
-    """Return a digest of what ranks ``post``'s related posts from one of its tags or categories.
-
-    Those are the group's posts nearest ``post`` (derived.window, found by bisection) with their URLs, dates,
-    tags and categories: what ``derived.related`` reads of them. Only they are touched, never the whole group.
-    """
+def _membership(snapshot: Snapshot, kind: str, slug: str) -> str:
+    """Return the print of a tag's or category's membership (its posts' URLs and dates) that the store keeps."""
     group = (snapshot.tags if kind == "tag" else snapshot.categories).get(slug)
-    members = window(group.posts, post) if group is not None else ()
-    return _digest([(other.url, other.sort_key[0], [term.slug for term in other.tags],
-                     [term.slug for term in other.categories]) for other in members])
+    return f"{group.membership:032x}" if group is not None else ""
 
 
 def site_fingerprint(app: Flask, site: Site) -> str:
