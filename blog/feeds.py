@@ -16,7 +16,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from flask import Blueprint, Response, current_app, render_template, url_for
 
 from blog.content import Group, Post
-from blog.content.derived import shared_day_and_slug
+from blog.content.derived import shares_day_and_slug
 from blog.content.markup import clean
 from blog.discovery import absolute_url, cover_url, has_scheme, post_url, xml_text
 from blog.theme import SiteInfo, site_info
@@ -121,7 +121,7 @@ def entry_id(post: Post) -> str:
     readers. An undated post's date is its file's modification time, which moves with every save, so
     its id is its permalink; so is the id of a post sharing its day and slug with another.
     """
-    if not post.dated or (post.date.date(), post.slug) in shared_day_and_slug(store().snapshot):
+    if not post.dated or shares_day_and_slug(store().snapshot, post):
         return post_url(post)
     host = urlsplit(current_app.config["BLOG_URL"]).hostname or "localhost"
     return f"tag:{host},{post.date:%Y-%m-%d}:{quote(post.slug, safe='')}"

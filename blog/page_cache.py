@@ -13,8 +13,11 @@ showed when rendered, so any process can check in microseconds that it still sho
   versions;
 - a print of each of the post's tags and categories (their posts' URLs and dates): related posts are ranked
   from those groups alone, so while the prints hold the recorded related posts are still the ones chosen.
-A post's version is worked out once per post version (kept with the Post), a group's print once per change
-of its membership, and the URLs a post's links name once per snapshot, so a change costs what it touches.
+A post's version is worked out once per post version (kept with the Post), a group's print is kept by the
+store with the group (``Group.membership``, changed with each post that comes or goes), and the URLs a
+post's links name once per snapshot, so a change costs what it touches, and a check reads no group's posts:
+a worker that read every post of a tag would copy the memory it shares with gunicorn's master (200 MB per
+worker at 100,000 posts, when the prints were worked out here).
 
 The file is a header line (magic, format, key, hash of the rest), a JSON line (that record, the view's
 status and headers), then the page's gzip body: the identity body is its decompression, and ETag,
@@ -92,7 +95,6 @@ class PageCache:
         self.site = site
         self._site_print: tuple[tuple[int, ...], str] | None = None  # (what it was computed for, the print)
         self._pages_print: tuple[Any, str] | None = None  # (the page index it was computed for, the print)
-        self._prints: dict[tuple[str, str], tuple[tuple[Post, ...], str]] = {}  # (kind, slug): (its posts, print)
         self._folders_safe = FolderTrust((folder, self.folder), self._refuse)
         self._warned = False
 
@@ -215,7 +217,7 @@ class PageCache:
         """Return what must be as recorded for an entry to hold, besides its related posts' versions."""
         return [self.fingerprint(), post.url, self._version(snapshot, post),
                 *([other.url, self._version(snapshot, other)] if other is not None else None for other in (newer, older)),
-                *([kind, term.slug, self._print(snapshot, kind, term.slug)]
+                *([kind, term.slug, _membership(snapshot, kind, term.slug)]
                   for kind, terms in (("tag", post.tags), ("category", post.categories)) for term in terms)]
 
     def _version(self, snapshot: Snapshot, post: Post) -> str:
@@ -226,19 +228,6 @@ class PageCache:
         found = memo.get(post.url)
         if found is None:
             found = memo[post.url] = post_version(post, self.site.posts.resolve_post_url)
-        return found
-
-    def _print(self, snapshot: Snapshot, kind: str, slug: str) -> str:
-        """Return a digest of a tag's or category's membership: its posts' URLs and dates."""
-        group = (snapshot.tags if kind == "tag" else snapshot.categories).get(slug)
-        members = group.posts if group is not None else ()
-        known = self._prints.get((kind, slug))
-        # A snapshot patched for a change copies only the groups it changes (blog.content.store), so a group's
-        # tuple of posts is the same object until its membership changes: its print holds across snapshots.
-        if known is not None and known[0] is members:
-            return known[1]
-        found = _digest([(other.url, other.sort_key[0]) for other in members])
-        self._prints[(kind, slug)] = (members, found)
         return found
 
     def fingerprint(self) -> str:
@@ -263,6 +252,12 @@ def post_version(post: Post, resolve_post_url: Callable[[str], str | None]) -> s
     # The post's own version, then the URLs its post_url and link tags name: part of its HTML, and they move
     # with other posts.
     return _digest([post.version, *(resolve_post_url(name) for name in post.links)]) if post.links else post.version
+
+
+def _membership(snapshot: Snapshot, kind: str, slug: str) -> str:
+    """Return the print of a tag's or category's membership (its posts' URLs and dates) that the store keeps."""
+    group = (snapshot.tags if kind == "tag" else snapshot.categories).get(slug)
+    return f"{group.membership:032x}" if group is not None else ""
 
 
 def site_fingerprint(app: Flask, site: Site) -> str:

@@ -140,7 +140,7 @@ def indexes(snapshot: Snapshot) -> dict[str, Any]:
                                                                ("hidden", snapshot.hidden_by_url),
                                                                ("by_stem", snapshot.by_stem))},
         "sizes": [len(snapshot.by_url), len(snapshot.hidden_by_url), len(snapshot.by_stem)],
-        **{kind: [(slug, group.term, [post.url for post in group.posts]) for slug, group in groups.items()]
+        **{kind: [(slug, group.term, group.membership, [post.url for post in group.posts]) for slug, group in groups.items()]
            for kind, groups in (("categories", snapshot.categories), ("tags", snapshot.tags),
                                 ("authors", snapshot.authors))},
         "problems": {source: found for source, found in snapshot.problems.items()},

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
 
+from blog.content import Post
+from blog.content.derived import shares_day_and_slug
 from tests.conftest import CORPUS, AppFactory, WritePost
 
 SITE = "https://blog.example.com"
@@ -305,6 +309,46 @@ def test_posts_sharing_a_day_and_slug_get_distinct_ids(make_app: AppFactory, wri
         ids = {entry.title: entry.id for entry in parse(client, path).entries}
         assert ids == {"Other": "tag:blog.example.com,2024-01-02:other", "Notes A": f"{SITE}/a/notes/",
                        "Notes B": f"{SITE}/b/notes/"}
+
+
+def test_posts_sharing_a_day_in_far_apart_offsets_get_distinct_ids(make_app: AppFactory, write_post: WritePost) -> None:
+    # The same calendar day 47 hours apart, with posts of the days between sorted among them.
+    write_post("a/notes.md", "A.", title="Notes A", date="2024-01-01 23:30:00 -11:00", categories="a")
+    write_post("b/notes.md", "B.", title="Notes B", date="2024-01-01 00:30:00 +13:00", categories="b")
+    for hour in range(0, 48, 4):
+        write_post(f"between-{hour}.md", "C.", title=f"Between {hour}",
+                   date=f"2024-01-{1 + hour // 24:02d} {hour % 24:02d}:00:00 +00:00")
+    client = make_app(BLOG_PERMALINK="/:categories/:slug/").test_client()
+    ids = {entry.title: entry.id for entry in parse(client, "/feed.xml").entries}
+    assert ids["Notes A"] == f"{SITE}/a/notes/" and ids["Notes B"] == f"{SITE}/b/notes/"
+    assert ids["Between 4"] == "tag:blog.example.com,2024-01-01:between-4"
+
+
+class Looked(Sequence[Post]):
+    """A snapshot's posts that remember which of them were looked at."""
+
+    def __init__(self, posts: Sequence[Post]):
+        self.posts, self.seen = posts, set()
+
+    def __len__(self) -> int:
+        return len(self.posts)
+
+    def __getitem__(self, index: Any) -> Any:
+        positions = range(len(self.posts))[index]
+        self.seen.update(positions if isinstance(positions, range) else [positions])
+        return self.posts[index]
+
+
+def test_a_feed_id_looks_only_at_the_posts_of_nearby_days(make_app: AppFactory, write_post: WritePost) -> None:
+    """The id of a feed entry never looks at every post: a worker touching them all copies its shared memory."""
+    start = dt.date(2023, 1, 1)
+    for day in range(300):
+        write_post(f"{start + dt.timedelta(days=day)}-post-{day}.md", "Text.", title=f"Day {day}")
+    snapshot = make_app().extensions["quire"].snapshot
+    looked = Looked(snapshot.posts)
+    nearby = dataclasses.replace(snapshot, posts=looked)
+    assert not shares_day_and_slug(nearby, snapshot.posts[150])
+    assert 0 < len(looked.seen) < 30
 
 
 HIDDEN_HANDLER = '<img src="/a.png" title=" src=x onerror=alert(1) "> <a href="b/" title="href=y onclick=alert(2)">b</a>'

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+import blog.content.derived
 import blog.views
+from blog.content import Group, Post
 from blog.content.render_cache import RenderCache
 from blog.page_cache import PageCache
 from tests.conftest import AppFactory, WritePost, eventually
@@ -180,6 +184,44 @@ def test_a_change_the_page_shows_is_never_answered_from_the_old_entry(
     assert after[2] != before[2]
 
 
+class Looked(Sequence[Post]):
+    """A group's posts that remember which of them were looked at."""
+
+    def __init__(self, posts: Sequence[Post]):
+        self.posts, self.seen = posts, set()
+
+    def __len__(self) -> int:
+        return len(self.posts)
+
+    def __getitem__(self, index: Any) -> Any:
+        positions = range(len(self.posts))[index]
+        self.seen.update(positions if isinstance(positions, range) else [positions])
+        return self.posts[index]
+
+    def __iter__(self) -> Iterator[Post]:
+        self.seen.update(range(len(self.posts)))
+        return iter(self.posts)
+
+
+def test_checking_an_entry_reads_none_of_its_tags_posts(start: Callable[..., Flask], write_post: WritePost) -> None:
+    """A worker that read every post of a tag would copy the memory it shares with gunicorn's master."""
+    write_site(write_post)
+    get(start(), URL)
+    app = start()  # another worker, which has checked nothing yet
+    store = app.extensions["quire"]
+    looked: list[Looked] = []
+
+    def watched(groups: Mapping[str, Group]) -> dict[str, Group]:
+        found = {slug: dataclasses.replace(group, posts=Looked(group.posts)) for slug, group in groups.items()}
+        looked.extend(group.posts for group in found.values())  # type: ignore[misc]
+        return found
+
+    snapshot = store.snapshot
+    store._snapshot = dataclasses.replace(snapshot, tags=watched(snapshot.tags), categories=watched(snapshot.categories))
+    assert app.extensions["quire.cache"].pages.get(URL) is not None
+    assert [group.seen for group in looked] == [set()] * len(looked)
+
+
 def test_a_setting_change_is_never_answered_from_the_old_entry(start: Callable[..., Flask], write_post: WritePost,
                                                                templates: list[str]) -> None:
     write_site(write_post)
@@ -327,11 +369,16 @@ EDITS = st.lists(st.tuples(st.integers(1, 6), st.sampled_from(["title", "tags", 
                            st.integers(0, 3)), min_size=1, max_size=4)
 
 
+# A narrow window: related posts drawn from fewer posts than a tag holds, as at any real size (WINDOW is 40).
+@pytest.mark.parametrize("window", [None, 1], ids=["whole-tags", "narrow-window"])
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=EDITS)
 def test_after_any_edits_an_answer_from_disk_is_a_fresh_render(start: Callable[..., Flask], posts_dir: Path,
-                                                               write_post: WritePost, edits: list[tuple[int, str, int]]
+                                                               write_post: WritePost, edits: list[tuple[int, str, int]],
+                                                               window: int | None, monkeypatch: pytest.MonkeyPatch
                                                                ) -> None:
+    if window is not None:
+        monkeypatch.setattr(blog.content.derived, "WINDOW", window)
     for path in posts_dir.glob("*.md"):
         path.unlink()
     tag_sets = [["a"], ["b"], ["a", "b"], []]

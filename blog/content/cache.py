@@ -33,7 +33,8 @@ from blog.content.post import Post
 
 log = logging.getLogger("quire.content")
 
-FORMAT = 5  # 2: descriptions without bodies; 3: descriptions as tuples; 4: packed file keys; 5: the store's state
+FORMAT = 6  # 2: descriptions without bodies; 3: descriptions as tuples; 4: packed file keys; 5: the store's state;
+# 6: groups keep their membership print
 ABANDONED_SECONDS = 3600.0  # no writer takes this long, so its temporary file was left by a killed one
 CacheKey = bytes  # (mtime, size, inode, ctime) packed: 65 bytes a file against 200 for a tuple of four ints
 _KEY = struct.Struct("<qqQq")
