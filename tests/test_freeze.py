@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import gc
 import gzip
 import json
 import logging
@@ -637,3 +638,23 @@ def _change(posts: Path, kind: str, number: int, value: int) -> None:
             meta["date"] = f"{2999 if value % 2 else 2020}-01-01 09:00:00"
         path.write_text(f"---\n{yaml.safe_dump(meta)}---\n{body}", encoding="utf-8")
     os.utime(path, ns=(time.time_ns(), time.time_ns()))  # a rewrite within the same clock tick is still seen
+
+
+def test_an_export_in_one_process_still_collects_the_garbage_of_its_renders(make_app: AppFactory, write_post: WritePost,
+                                                                           tmp_path: Path) -> None:
+    # The export's own bookkeeping runs without the cyclic collector; pages rendered here by the hundred need it.
+    for day in range(1, 61):
+        write_post(f"2021-03-{day % 28 + 1:02d}-post-{day}.md", f"Text {day}.", title=f"Post {day}", tags=["t"])
+    app = make_app()
+    seen: list[bool] = []
+    original = exporter._Exporter.export
+
+    def spying(self: object, job: object) -> object:
+        seen.append(gc.isenabled())
+        return original(self, job)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exporter._Exporter, "export", spying)
+        report = export(app, tmp_path / "out", processes=1)
+    assert report.files > 60 and seen.count(True) >= 60
+    assert gc.isenabled()  # as it was before the export
