@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,7 +64,7 @@ def write_site(write_post: WritePost) -> None:
 
 
 def get(app: Flask, url: str, headers: dict[str, str] | None = None, method: str = "GET") -> Answer:
-    response = app.test_client().open(url, method=method, headers=headers or GZIP)
+    response = app.test_client().open(url, method=method, headers=GZIP if headers is None else headers)
     return response.status_code, sorted(response.headers.items()), response.get_data()
 
 
@@ -121,14 +123,23 @@ def test_a_restart_answers_conditional_requests_from_the_entry(start: Callable[.
     assert response.status_code == 304 and templates == []
 
 
-def test_an_entry_keeps_the_gzip_body_only(start: Callable[..., Flask], write_post: WritePost, cache_dir: Path) -> None:
+def test_an_entry_keeps_both_bodies_and_a_hit_decompresses_nothing(start: Callable[..., Flask],
+                                                                    write_post: WritePost, cache_dir: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     write_site(write_post)
-    app = start()
-    _, headers, body = get(app, URL)
+    _, headers, packed = get(start(), URL)
     assert ("Content-Encoding", "gzip") in headers
     [entry] = entries(cache_dir)
-    assert entry.read_bytes().endswith(body)
-    assert entry.stat().st_size < len(body) + 2048
+    body = gzip.decompress(packed)
+    assert entry.read_bytes().endswith(body + packed)
+    assert entry.stat().st_size < len(body) + len(packed) + 2048
+    again = start()
+    with monkeypatch.context() as patched:
+        for name in ("decompress", "decompressobj"):
+            patched.setattr(zlib, name, lambda *args, **kwargs: pytest.fail("a page from disk decompressed"))
+        plain, packed_again = get(again, URL, {}), get(again, URL, GZIP)
+    assert plain[2] == body and packed_again[2] == packed
+    assert without_last_modified(plain) == without_last_modified(fresh(again, URL, {}))
 
 
 def change_post(posts_dir: Path, write_post: WritePost) -> None:
