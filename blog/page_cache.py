@@ -94,6 +94,7 @@ class PageCache:
         self.site = site
         self._site_print: tuple[tuple[int, ...], str] | None = None  # (what it was computed for, the print)
         self._pages_print: tuple[Any, str] | None = None  # (the page index it was computed for, the print)
+        self._fingerprint: tuple[str, str, str] | None = None  # (site print, pages print, their digest)
         self._prints: dict[tuple[str, str], tuple[tuple[Post, ...], str]] = {}  # (kind, slug): (its posts, print)
         self._folders_safe = FolderTrust((folder, self.folder), self._refuse)
         self._warned = False
@@ -257,7 +258,11 @@ class PageCache:
             self._pages_print = (index, _digest(sorted((url, repr(page), page.digest, repr(page.meta),
                                                         *(pages.resolve_post_url(name) for name in page.links))
                                                        for url, page in index.by_url.items())))
-        return _digest([self._site_print[1], self._pages_print[1]])
+        site_print, pages_print = self._site_print[1], self._pages_print[1]
+        if self._fingerprint is None or self._fingerprint[:2] != (site_print, pages_print):
+            # Asked for on every hit: their digest is worked out once per change of either, not per request.
+            self._fingerprint = (site_print, pages_print, _digest([site_print, pages_print]))
+        return self._fingerprint[2]
 
     def _refuse(self, path: str, why: str) -> None:
         log.warning("not using the page cache %s: %s", path, why)
