@@ -27,6 +27,9 @@ MAX_CACHED_BYTES = 32 * 1024 * 1024  # per worker: pages and their gzip copies
 # Keys of responses found too large to keep, remembered so they are produced once, not twice, per request;
 # the oldest are forgotten past this (each then costs one extra production), whatever query strings arrive.
 MAX_TOO_LARGE_KEYS = 1024
+# Keys answered once from the page cache and not kept, remembered so their second request is kept in memory:
+# the oldest are forgotten past this (a page then waits for two more requests within the window).
+MAX_MET_ONCE_KEYS = 4096
 COMPRESSIBLE = ("text/", "application/xml", "application/atom+xml", "application/rss+xml", "application/json",
                 "application/feed+json", "application/javascript", "image/svg+xml", "application/manifest+json")
 _CONDITIONAL = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE", "HTTP_RANGE")
@@ -77,6 +80,10 @@ class ResponseCache:
         self._anything: set[Key] = set()
         # Passed straight through until the content changes; a dict used as an ordered set, oldest first.
         self._too_large: dict[Key, None] = {}
+        # A page from disk costs a file read, not a render, so memory keeps it from its second request only
+        # (a dict used as an ordered set): a crawler reading every post once no longer pays for keeping each
+        # page, nor pushes the pages readers come back to out of memory.
+        self._met_once: dict[Key, None] = {}
         self._bytes = 0
         self._generation = -1
         self._seen: tuple[Snapshot, tuple[int, ...]] | None = None  # the posts and the rest, as last seen
@@ -99,14 +106,14 @@ class ResponseCache:
             return self.app(environ, without_marker(start_response))
         finished = self._entries.get(key)
         if finished is None:
-            finished, cacheable, depends = self.produce(environ)
+            finished, cacheable, depends, from_disk = self.produce(environ)
             if finished is None:  # too large to hold: pass the app's own answer through, now and until a change
                 with self._lock:
                     self._too_large[key] = None
                     while len(self._too_large) > MAX_TOO_LARGE_KEYS:
                         del self._too_large[next(iter(self._too_large))]
                 return self.app(environ, without_marker(start_response))
-            if cacheable and self.max_entries:
+            if cacheable and self.max_entries and (not from_disk or self._met_before(key)):
                 self._keep(key, finished, depends, generation)
         return _send(finished, environ, wants_gzip, method, start_response)
 
@@ -127,6 +134,17 @@ class ResponseCache:
         self._too_large.clear()
         self._seen = (snapshot, rest)
         self._generation = generation
+
+    def _met_before(self, key: Key) -> bool:
+        """Tell whether ``key`` was answered from the page cache before (and not kept); remember it if not."""
+        with self._lock:
+            if key in self._met_once:
+                del self._met_once[key]
+                return True
+            self._met_once[key] = None
+            while len(self._met_once) > MAX_MET_ONCE_KEYS:
+                del self._met_once[next(iter(self._met_once))]
+            return False
 
     def cached_keys(self) -> list[Key]:
         """Return the (path, query, gzip) keys of the responses held now, oldest first."""
@@ -156,16 +174,16 @@ class ResponseCache:
                 if not holders:
                     del self._holders[name]
 
-    def produce(self, environ: dict[str, Any]) -> tuple[Finished | None, bool, frozenset[str] | None]:
-        """Return the response to a request memory does not hold, whether to cache it and what it shows.
+    def produce(self, environ: dict[str, Any]) -> tuple[Finished | None, bool, frozenset[str] | None, bool]:
+        """Return a response memory does not hold, whether to cache it, what it shows, and if it came from disk.
 
         A post's page comes from the page cache while its entry holds; else from the app (None when too large).
         """
         if self.pages is not None and not environ.get("QUERY_STRING"):
             found = self.pages.get(environ.get("PATH_INFO", ""))
             if found is not None:
-                return found[0], True, found[1]
-        return self._run(environ)
+                return found[0], True, found[1], True
+        return (*self._run(environ), False)
 
     def _run(self, environ: dict[str, Any]) -> tuple[Finished | None, bool, frozenset[str] | None]:
         inner = {key: value for key, value in environ.items() if key not in _CONDITIONAL}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import os
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,7 @@ def write_site(write_post: WritePost) -> None:
 
 
 def get(app: Flask, url: str, headers: dict[str, str] | None = None, method: str = "GET") -> Answer:
-    response = app.test_client().open(url, method=method, headers=headers or GZIP)
+    response = app.test_client().open(url, method=method, headers=GZIP if headers is None else headers)
     return response.status_code, sorted(response.headers.items()), response.get_data()
 
 
@@ -125,14 +127,23 @@ def test_a_restart_answers_conditional_requests_from_the_entry(start: Callable[.
     assert response.status_code == 304 and templates == []
 
 
-def test_an_entry_keeps_the_gzip_body_only(start: Callable[..., Flask], write_post: WritePost, cache_dir: Path) -> None:
+def test_an_entry_keeps_both_bodies_and_a_hit_decompresses_nothing(start: Callable[..., Flask],
+                                                                    write_post: WritePost, cache_dir: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     write_site(write_post)
-    app = start()
-    _, headers, body = get(app, URL)
+    _, headers, packed = get(start(), URL)
     assert ("Content-Encoding", "gzip") in headers
     [entry] = entries(cache_dir)
-    assert entry.read_bytes().endswith(body)
-    assert entry.stat().st_size < len(body) + 2048
+    body = gzip.decompress(packed)
+    assert entry.read_bytes().endswith(body + packed)
+    assert entry.stat().st_size < len(body) + len(packed) + 2048
+    again = start()
+    with monkeypatch.context() as patched:
+        for name in ("decompress", "decompressobj"):
+            patched.setattr(zlib, name, lambda *args, **kwargs: pytest.fail("a page from disk decompressed"))
+        plain, packed_again = get(again, URL, {}), get(again, URL, GZIP)
+    assert plain[2] == body and packed_again[2] == packed
+    assert without_last_modified(plain) == without_last_modified(fresh(again, URL, {}))
 
 
 def change_post(posts_dir: Path, write_post: WritePost) -> None:
@@ -242,8 +253,10 @@ def test_a_running_site_stops_using_an_entry_once_what_it_shows_changes(
     write_site(write_post)
     app = start()
     before = get(app, URL)
-    other = start()  # another worker: it holds the page in memory only after asking the disk, whose checks it keeps
-    assert without_last_modified(get(other, URL)) == without_last_modified(before)
+    other = start()  # another worker: it holds the page in memory once asked twice, both answers from the disk
+    for _ in range(2):
+        assert without_last_modified(get(other, URL)) == without_last_modified(before)
+    assert (URL, "", True) in other.extensions["quire.cache"].cached_keys()
     change(posts_dir, write_post)
     for each in (app, other):
         each.extensions["quire"].refresh(None)
@@ -251,6 +264,38 @@ def test_a_running_site_stops_using_an_entry_once_what_it_shows_changes(
     assert after == fresh(other, URL)
     assert after[2] != before[2]
     assert get(app, URL) == fresh(app, URL)
+
+
+def test_memory_keeps_a_page_from_disk_from_its_second_request(start: Callable[..., Flask], write_post: WritePost,
+                                                               templates: list[str]) -> None:
+    write_site(write_post)
+    get(start(), URL)
+    app = start()
+    cached = app.extensions["quire.cache"]
+    templates.clear()
+    get(app, URL)
+    assert (URL, "", True) not in cached.cached_keys()
+    get(app, URL)
+    assert (URL, "", True) in cached.cached_keys()
+    assert templates == []
+
+
+def test_a_crawl_from_disk_leaves_the_pages_readers_come_back_to_in_memory(start: Callable[..., Flask],
+                                                                           write_post: WritePost,
+                                                                           templates: list[str]) -> None:
+    write_site(write_post)
+    urls = [f"/posts/day-{day}/" for day in range(1, 6)]
+    first = start(BLOG_RESPONSE_CACHE_ENTRIES="2")  # every BLOG_ setting is in the entries' fingerprint
+    for url in urls:
+        get(first, url)
+    app = start(BLOG_RESPONSE_CACHE_ENTRIES="2")
+    for _ in range(2):
+        get(app, URL)
+    templates.clear()
+    for url in urls:  # every post once, from disk
+        get(app, url)
+    assert templates == []
+    assert (URL, "", True) in app.extensions["quire.cache"].cached_keys()
 
 
 def test_only_posts_pages_without_a_query_are_kept(start: Callable[..., Flask], write_post: WritePost,

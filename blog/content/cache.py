@@ -33,8 +33,8 @@ from blog.content.post import Post
 
 log = logging.getLogger("quire.content")
 
-FORMAT = 6  # 2: descriptions without bodies; 3: descriptions as tuples; 4: packed file keys; 5: the store's state;
-# 6: groups keep their membership print
+FORMAT = 7  # 2: descriptions without bodies; 3: descriptions as tuples; 4: packed file keys; 5: the store's state;
+# 6: groups keep their membership print; 7: and each post's version
 ABANDONED_SECONDS = 3600.0  # no writer takes this long, so its temporary file was left by a killed one
 CacheKey = bytes  # (mtime, size, inode, ctime) packed: 65 bytes a file against 200 for a tuple of four ints
 _KEY = struct.Struct("<qqQq")
@@ -130,7 +130,8 @@ class _Pickler(pickle.Pickler):
     """Pickle a store's state without the store itself, which its posts name and the loading process supplies.
 
     The owner is left out by pickling each post as a call of ``_owned_post``, which the unpickler resolves to
-    the owner's constructor: a persistent id would cost a Python call for every object written.
+    the owner's constructor: a persistent id would cost a Python call for every object written. Each post's
+    version goes last: worked out here, in the detached writer, so no worker works it out after a restart.
     """
 
     def __init__(self, file: IO[bytes], owner: object):
@@ -142,7 +143,7 @@ class _Pickler(pickle.Pickler):
         if post.store is not self.owner:
             raise pickle.PicklingError(f"{post.source}: a post of another store")
         values = _POST_FIELDS(post)
-        return _owned_post, values[:_STORE_AT] + values[_STORE_AT + 1:]
+        return _owned_post, (*values[:_STORE_AT], *values[_STORE_AT + 1:], post.version)
 
 
 class _Unpickler(pickle.Unpickler):
@@ -156,7 +157,13 @@ class _Unpickler(pickle.Unpickler):
         """Resolve ``_owned_post`` to a constructor of posts owned by ``owner``; anything else as pickle does."""
         if (module, name) == (__name__, _owned_post.__name__):
             owner = self.owner
-            return lambda *values: Post(*values[:_STORE_AT], owner, *values[_STORE_AT:])
+
+            def owned_post(*values: Any) -> Post:
+                post = Post(*values[:_STORE_AT], owner, *values[_STORE_AT:-1])
+                post.restore_version(values[-1])
+                return post
+
+            return owned_post
         return super().find_class(module, name)
 
 

@@ -84,6 +84,9 @@ class Post:
     nav: int | float | None = None  # a page's place in the header's navigation (front matter ``nav``)
     kept: tuple[str, int] | None = field(default=None, repr=False)  # (body, first line), only without a render cache
     _cache: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    # Its own slot rather than in _cache: the post cache keeps it (blog.content.cache), so no process works it
+    # out again after a restart, and 8 bytes a post cost less than a dictionary each.
+    _version: str | None = field(default=None, init=False, repr=False)
 
     @property
     def body(self) -> str:
@@ -122,11 +125,18 @@ class Post:
 
         The dataclass repr (every field but the store's plumbing), the file's digest (its body) and the front
         matter; worked out once per post version, as the page cache and blog freeze check it on every page
-        that shows the post.
+        that shows the post, and kept in the post cache.
         """
-        return self._derived("version", lambda: hashlib.blake2b(
-            repr([repr(self), self.digest, repr(self.meta)]).encode("utf-8", "surrogatepass"),
-            digest_size=16).hexdigest())
+        found = self._version
+        if found is None:
+            found = hashlib.blake2b(repr([repr(self), self.digest, repr(self.meta)]).encode("utf-8", "surrogatepass"),
+                                    digest_size=16).hexdigest()
+            object.__setattr__(self, "_version", found)
+        return found
+
+    def restore_version(self, version: str) -> None:
+        """Take ``version`` as this post's version: the post cache's, worked out before for these same fields."""
+        object.__setattr__(self, "_version", version)
 
     @property
     def cover_url(self) -> str | None:

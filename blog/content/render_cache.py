@@ -215,9 +215,25 @@ def read_trusted(path: str) -> tuple[bytes | None, str]:
         return None, ""
     except OSError as error:
         return None, error.strerror or str(error)
-    with open(descriptor, "rb") as handle:
-        trouble = unsafe(os.fstat(handle.fileno()), folder=False)
-        return (None, trouble) if trouble else (handle.read(), "")
+    try:
+        status = os.fstat(descriptor)
+        trouble = unsafe(status, folder=False)
+        if trouble:
+            return None, trouble
+        # One read of the size fstat gave: a buffered file object's read() grows its buffer chunk by chunk,
+        # which cost 40 us against 14 for a 19 KB page entry. Entries are replaced, never written in place;
+        # should one grow all the same, the rest is read too.
+        data = os.read(descriptor, status.st_size + 1)
+        if len(data) <= status.st_size:
+            return data, ""
+        parts = [data]
+        while chunk := os.read(descriptor, 1 << 16):
+            parts.append(chunk)
+        return b"".join(parts), ""
+    except OSError as error:  # a folder in its place, or the disk failing: no entry
+        return None, error.strerror or str(error)
+    finally:
+        os.close(descriptor)
 
 
 class FolderTrust:
