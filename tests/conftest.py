@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from blog import create_app
+from blog.content.post import Post
 
 # Before any fixture, module-scoped ones too: no test writes a post cache into the home folder (the tests
 # of the cache give it a folder of their own), and gunicorn and CLI processes the tests start inherit this.
@@ -133,3 +134,25 @@ def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {check}")
         time.sleep(interval)
+
+
+class Looked(Sequence[Post]):
+    """Posts (a snapshot's, a group's) that remember which of them were looked at.
+
+    A worker that touches them all copies the memory it shares with gunicorn's master.
+    """
+
+    def __init__(self, posts: Sequence[Post]):
+        self.posts, self.seen = posts, set()
+
+    def __len__(self) -> int:
+        return len(self.posts)
+
+    def __getitem__(self, index: Any) -> Any:
+        positions = range(len(self.posts))[index]
+        self.seen.update(positions if isinstance(positions, range) else [positions])
+        return self.posts[index]
+
+    def __iter__(self) -> Iterator[Post]:
+        self.seen.update(range(len(self.posts)))
+        return iter(self.posts)

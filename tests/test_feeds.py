@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import os
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
 
-from blog.content import Post
 from blog.content.derived import shares_day_and_slug
-from tests.conftest import CORPUS, AppFactory, WritePost
+from tests.conftest import CORPUS, AppFactory, Looked, WritePost
 
 SITE = "https://blog.example.com"
 JSON_FEED_SCHEMA = json.loads((Path(__file__).parent / "data" / "jsonfeed-1.1.schema.json").read_text())
@@ -322,21 +320,6 @@ def test_posts_sharing_a_day_in_far_apart_offsets_get_distinct_ids(make_app: App
     ids = {entry.title: entry.id for entry in parse(client, "/feed.xml").entries}
     assert ids["Notes A"] == f"{SITE}/a/notes/" and ids["Notes B"] == f"{SITE}/b/notes/"
     assert ids["Between 4"] == "tag:blog.example.com,2024-01-01:between-4"
-
-
-class Looked(Sequence[Post]):
-    """A snapshot's posts that remember which of them were looked at."""
-
-    def __init__(self, posts: Sequence[Post]):
-        self.posts, self.seen = posts, set()
-
-    def __len__(self) -> int:
-        return len(self.posts)
-
-    def __getitem__(self, index: Any) -> Any:
-        positions = range(len(self.posts))[index]
-        self.seen.update(positions if isinstance(positions, range) else [positions])
-        return self.posts[index]
 
 
 def test_a_feed_id_looks_only_at_the_posts_of_nearby_days(make_app: AppFactory, write_post: WritePost) -> None:

@@ -6,9 +6,8 @@ import dataclasses
 import gzip
 import os
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -16,10 +15,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import blog.content.derived
 import blog.views
-from blog.content import Group, Post
+from blog.content import Group
 from blog.content.render_cache import RenderCache
 from blog.page_cache import PageCache
-from tests.conftest import AppFactory, WritePost, eventually
+from tests.conftest import AppFactory, Looked, WritePost, eventually
 
 GZIP = {"Accept-Encoding": "gzip"}
 Answer = tuple[int, list[tuple[str, str]], bytes]
@@ -193,25 +192,6 @@ def test_a_change_the_page_shows_is_never_answered_from_the_old_entry(
     after = get(app, URL)
     assert after == fresh(app, URL)
     assert after[2] != before[2]
-
-
-class Looked(Sequence[Post]):
-    """A group's posts that remember which of them were looked at."""
-
-    def __init__(self, posts: Sequence[Post]):
-        self.posts, self.seen = posts, set()
-
-    def __len__(self) -> int:
-        return len(self.posts)
-
-    def __getitem__(self, index: Any) -> Any:
-        positions = range(len(self.posts))[index]
-        self.seen.update(positions if isinstance(positions, range) else [positions])
-        return self.posts[index]
-
-    def __iter__(self) -> Iterator[Post]:
-        self.seen.update(range(len(self.posts)))
-        return iter(self.posts)
 
 
 def test_checking_an_entry_reads_none_of_its_tags_posts(start: Callable[..., Flask], write_post: WritePost) -> None:
