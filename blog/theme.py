@@ -231,8 +231,13 @@ class CompiledTemplates(BytecodeCache):
         except OSError:
             return
         for entry in entries:
-            if entry.name.startswith("templates-") and entry.path != self.folder and \
-                    entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+            if not entry.name.startswith("templates-") or entry.path == self.folder:
+                continue
+            try:  # another process may remove it meanwhile
+                stale = entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff
+            except OSError:
+                continue
+            if stale:
                 shutil.rmtree(entry.path, ignore_errors=True)
 
     def _path(self, bucket: Bucket) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,18 @@ def test_without_a_cache_folder_templates_are_compiled_in_memory(make_app: AppFa
     app = make_app(BLOG_CACHE_DIR="off")
     assert app.jinja_env.bytecode_cache is None
     assert app.test_client().get("/").status_code == 200
+
+
+def test_other_codes_compiled_templates_are_removed_once_a_month_old(make_app: AppFactory, write_post: WritePost,
+                                                                      tmp_path: Path) -> None:
+    write_post("2024-01-02-hello.md", "Hello.", title="Hello")
+    cache = tmp_path / "cache"
+    old, recent = cache / "templates-0123456789abcdef", cache / "templates-fedcba9876543210"
+    for folder in (old, recent):
+        folder.mkdir(parents=True, mode=0o700)
+        (folder / "x.code").write_bytes(b"compiled by another version")
+    month_ago = time.time() - 31 * 24 * 3600
+    os.utime(old, (month_ago, month_ago))
+    cache.chmod(0o700)
+    make_app(BLOG_CACHE_DIR=str(cache))
+    assert not old.exists() and recent.exists()
