@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
 import shutil
 import sys
 import threading
@@ -208,7 +209,11 @@ class CompiledTemplates(BytecodeCache):
         if trouble:
             self._refuse(self._path(bucket), trouble)
         elif data is not None:
-            bucket.bytecode_from_string(data)  # Jinja ignores it unless its versions and the source match
+            try:  # Jinja ignores it unless its versions and the source match
+                bucket.bytecode_from_string(data)
+            except (EOFError, ValueError, TypeError, pickle.UnpicklingError):  # torn: Jinja reads its header unguarded
+                bucket.reset()
+                self._refuse(self._path(bucket), "torn")
 
     def dump_bytecode(self, bucket: Bucket) -> None:
         """Keep ``bucket``'s freshly compiled code for the next process."""

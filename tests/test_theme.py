@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 from jinja2 import Environment
+from jinja2.bccache import bc_magic
 from pygments.formatters import HtmlFormatter
 
 from blog.page_cache import PageCache
@@ -114,3 +115,16 @@ def test_other_codes_compiled_templates_are_removed_once_a_month_old(make_app: A
     cache.chmod(0o700)
     make_app(BLOG_CACHE_DIR=str(cache))
     assert not old.exists() and recent.exists()
+
+
+def test_a_torn_compiled_template_is_compiled_again(make_app: AppFactory, write_post: WritePost, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    write_post("2024-01-02-hello.md", "Hello.", title="Hello")
+    cache = tmp_path / "cache"
+    compiled = compiled_from_source(monkeypatch)
+    first = make_app(BLOG_CACHE_DIR=str(cache)).test_client().get("/")
+    for entry in cache.glob("templates-*/*.code"):
+        entry.write_bytes(entry.read_bytes()[:len(bc_magic) + 3])  # past Jinja's magic, into the pickled checksum
+    compiled.clear()
+    again = make_app(BLOG_CACHE_DIR=str(cache)).test_client().get("/")
+    assert again.status_code == 200 and "base.html" in compiled and again.data == first.data
