@@ -64,7 +64,7 @@ from blog.content.jekyll import JekyllSite
 from blog.content.parallel import detach, fork_writer, may_fork, reap, usable_cpus
 from blog.content.store import Snapshot
 from blog.theme import static_folders
-from blog.page_cache import post_version, site_fingerprint
+from blog.page_cache import membership_print, post_version, site_fingerprint
 from blog.views import RELATED_POSTS
 
 log = logging.getLogger("quire")
@@ -345,9 +345,6 @@ class _Exporter:
         self.versions_context = _digest([site, parse_fingerprint(self.store.pages.root, self.store.settings)])
         self.known_versions: dict[str, list[str]] = {}  # for the next export: post file -> [check, version]
         self.versions = self._post_versions()
-        self.group_prints = {(kind, slug): _key(part for post in group.posts for part in (post.url, repr(post.sort_key[0])))
-                             for kind, groups in (("tag", self.snapshot.tags), ("category", self.snapshot.categories))
-                             for slug, group in groups.items()}
 
     def _post_versions(self) -> dict[str, str]:
         """Return every post's version by URL, the previous export's for each post whose file is unchanged.
@@ -448,11 +445,12 @@ class _Exporter:
     def known_related(self, post: Post) -> tuple[str, list[str] | None]:
         """Return a post's related key, and its related URLs if the previous export's ranking still holds."""
         # Related posts are ranked by the posts of this post's tags and categories alone (their URLs and dates),
-        # so while those groups are unchanged the ranking from the last run still holds: no need to redo it.
-        prints = self.group_prints
+        # so while those groups are unchanged the ranking from the last run still holds: no need to redo it. The
+        # store keeps each group's print of those, as the page cache checks it.
+        snapshot = self.snapshot
         related_key = _key([self.fingerprint, post.url,
                             *[part for kind, terms in (("tag", post.tags), ("category", post.categories)) for term in terms
-                              for part in (kind, term.slug, prints.get((kind, term.slug), ""))]])
+                              for part in (kind, term.slug, membership_print(snapshot, kind, term.slug))]])
         known = self.previous.related.get(post.url)
         urls = known[1] if known and known[0] == related_key else None
         if urls is None or any(url not in self.versions for url in urls):

@@ -223,7 +223,7 @@ class PageCache:
         """Return what must be as recorded for an entry to hold, besides its related posts' versions."""
         return [self.fingerprint(), post.url, self._version(snapshot, post),
                 *([other.url, self._version(snapshot, other)] if other is not None else None for other in (newer, older)),
-                *([kind, term.slug, _membership(snapshot, kind, term.slug)]
+                *([kind, term.slug, membership_print(snapshot, kind, term.slug)]
                   for kind, terms in (("tag", post.tags), ("category", post.categories)) for term in terms)]
 
     def _version(self, snapshot: Snapshot, post: Post) -> str:
@@ -264,7 +264,7 @@ def post_version(post: Post, resolve_post_url: Callable[[str], str | None]) -> s
     return _digest([post.version, *(resolve_post_url(name) for name in post.links)]) if post.links else post.version
 
 
-def _membership(snapshot: Snapshot, kind: str, slug: str) -> str:
+def membership_print(snapshot: Snapshot, kind: str, slug: str) -> str:
     """Return the print of a tag's or category's membership (its posts' URLs and dates) that the store keeps."""
     group = (snapshot.tags if kind == "tag" else snapshot.categories).get(slug)
     return f"{group.membership:032x}" if group is not None else ""
