@@ -6,7 +6,6 @@ import hashlib
 import logging
 import os
 import pickle
-import shutil
 import sys
 import threading
 import time
@@ -20,7 +19,7 @@ from jinja2.bccache import Bucket, BytecodeCache
 from werkzeug.security import safe_join
 
 from blog.config import DEFAULT_DESCRIPTION, DEFAULT_TITLE
-from blog.content.render_cache import FolderTrust, read_trusted, write_atomically
+from blog.content.render_cache import FolderTrust, read_trusted, remove_other_folders, write_atomically
 from blog.content.sitefile import CHECK_SECONDS, Author, Link
 from blog.http import CACHE_MARKER
 
@@ -230,20 +229,7 @@ class CompiledTemplates(BytecodeCache):
 
     def remove_others(self, older_than: float) -> None:
         """Delete other code's or options' folders not written to for ``older_than`` seconds."""
-        cutoff = time.time() - older_than
-        try:
-            entries = list(os.scandir(self.parent))
-        except OSError:
-            return
-        for entry in entries:
-            if not entry.name.startswith("templates-") or entry.path == self.folder:
-                continue
-            try:  # another process may remove it meanwhile
-                stale = entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff
-            except OSError:
-                continue
-            if stale:
-                shutil.rmtree(entry.path, ignore_errors=True)
+        remove_other_folders(self.parent, "templates-", self.folder, time.time() - older_than)
 
     def _path(self, bucket: Bucket) -> str:
         return os.path.join(self.folder, f"{bucket.key}.code")

@@ -172,9 +172,7 @@ class RenderCache:
                 for file in os.scandir(entry.path):
                     if file.name not in wanted and _older(file, cutoff):
                         _unlink(file.path)
-        for entry in os.scandir(self.parent):
-            if entry.name.startswith("rendered-") and entry.path != self.folder and _older(entry, cutoff):
-                shutil.rmtree(entry.path, ignore_errors=True)
+        remove_other_folders(self.parent, "rendered-", self.folder, cutoff)
 
     def _header(self, key: str, html: bytes) -> bytes:
         return _header(self.fingerprint, key, html)
@@ -291,6 +289,17 @@ def alive(pid: int) -> bool:
     except PermissionError:  # the pid was reused by another user's process
         return False
     return True
+
+
+def remove_other_folders(parent: str, prefix: str, current: str, cutoff: float) -> None:
+    """Delete the ``prefix`` folders in ``parent`` but ``current`` (other code's, other settings') idle since ``cutoff``."""
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith(prefix) and entry.path != current and _older(entry, cutoff):
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _older(entry: os.DirEntry[str], cutoff: float) -> bool:
