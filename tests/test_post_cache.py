@@ -259,6 +259,33 @@ def test_a_change_made_while_down_shows_after_a_restart(make_app: AppFactory, wr
     assert summary(restarted) == summary(fresh)
 
 
+def test_a_few_changes_made_while_down_cost_no_second_listing(make_app: AppFactory, write_post: WritePost,
+                                                              posts_dir: Path, cache_dir: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from blog.content import parallel
+
+    write_site(write_post)
+    start(make_app, cache_dir)
+    cache_file(cache_dir)
+    CHANGES_WHILE_DOWN["edit"](posts_dir)
+    CHANGES_WHILE_DOWN["add"](posts_dir)
+    walks: list[bool] = []
+    walk = PostPages.walk
+
+    def counted(self: PostPages, ordered: bool = True):  # type: ignore[no-untyped-def]
+        if Path(self.root) == posts_dir:  # the pages folder has a store of its own
+            walks.append(ordered)
+        return walk(self, ordered)
+
+    monkeypatch.setattr(PostPages, "walk", counted)
+    forks = parallel.may_fork()
+    restarted = start(make_app, cache_dir, BLOG_WATCH="off")
+    # The folder was listed once, by the forked child that checked it against the cache (or here where this
+    # process may not fork), and that listing found the changed files: not listed again here.
+    assert walks == ([] if forks else [False])
+    assert indexes(restarted) == indexes(make_app(BLOG_CACHE_DIR="off"))
+
+
 def test_a_broken_edit_while_down_keeps_the_last_good_version(make_app: AppFactory, write_post: WritePost,
                                                               cache_dir: Path) -> None:
     paths = write_site(write_post)

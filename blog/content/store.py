@@ -9,6 +9,7 @@ import gc
 import hashlib
 import html
 import logging
+import marshal
 import os
 import posixpath
 import re
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
@@ -444,7 +445,7 @@ class PostStore:
         try:
             restored = self._restore() if first and self.cache else None
             if restored is not True:
-                self._refresh(None, 0.0, listing_differs=restored is False)
+                self._refresh(None, 0.0, listing_differs=restored is not None, listed_keys=restored or None)
                 if first and self.cache:
                     self.cache.save(self._state, self)
         finally:
@@ -457,17 +458,19 @@ class PostStore:
         if self.rendered:
             self.rendered.fill(lambda: self._snapshot.posts, self._render_into_cache)
 
-    def _restore(self) -> bool | None:
+    def _restore(self) -> Literal[True] | list[tuple[str, FileKey]] | None:
         """Take the files, posts and indexes the post cache holds; publish them if the folder lists just those files.
 
-        Return True if it did, False if the files and indexes were taken but some files changed (the rescan
-        finds them), None if the cache gave nothing. The folder is listed by a forked child meanwhile, on the
-        other core, so the check costs this process only the hash of the cache's own listing.
+        Return True if it did; if the files and indexes were taken but some files changed, the folder's listing
+        ((path, key) of every file) for the rescan to find them; None if the cache gave nothing. The folder is
+        listed by a forked child meanwhile, on the other core, so the check costs this process only the hash of
+        the cache's own listing, and a few changed files cost no second listing here (a tenth of a second at
+        10,000 posts).
         """
         assert self.cache is not None
         if not self.cache.exists():
             return None
-        listing = forked_call(lambda: _listing(self.pages.walk(ordered=False)))
+        listing = forked_call(lambda: _keyed_listing(self.pages.walk(ordered=False)))
         state = self.cache.load(self)
         if state is None:
             listing()
@@ -490,7 +493,10 @@ class PostStore:
         self._entangled = state["entangled"]
         self._generation += 1
         self._publish(dataclasses.replace(state["snapshot"], generation=self._generation, changed_at=time.time()))
-        return listing() == (len(files), self._listing)
+        count, found, listed = listing()
+        if (count, found) == (len(files), self._listing):
+            return True
+        return marshal.loads(listed)  # noqa: S302 - written by our own forked child, through a private pipe
 
     def _state(self) -> dict[str, Any]:
         """Return what the post cache keeps of this store; a file whose reading may go otherwise next time is marked
@@ -510,23 +516,24 @@ class PostStore:
         """
         return self._refresh(relatives, quiet)
 
-    def _refresh(self, relatives: Iterable[str] | None, quiet: float, listing_differs: bool = False) -> bool:
+    def _refresh(self, relatives: Iterable[str] | None, quiet: float, listing_differs: bool = False,
+                 listed_keys: list[tuple[str, FileKey]] | None = None) -> bool:
         with self._lock:
             changed = False
             self._quiet = quiet
             versions: dict[str, tuple[Post | None, Post | None]] | None = None  # a few files: before and after
-            listed = None
             if relatives is None and listing_differs:
                 # After a restore: a deploy that brought a few posts patches them into the cache's indexes
                 # rather than building every index again.
-                listed = list(self.pages.walk())
-                stale = [relative for relative, status in listed
-                         if (file := self._files.get(relative)) is None or file.key != key_of(status)]
-                stale += set(self._files) - {relative for relative, _ in listed}
+                if listed_keys is None:
+                    listed_keys = [(relative, key_of(status)) for relative, status in self.pages.walk()]
+                stale = [relative for relative, key in listed_keys
+                         if (file := self._files.get(relative)) is None or file.key != key]
+                stale += set(self._files) - {relative for relative, _ in listed_keys}
                 if len(stale) <= LAYERED_CHANGES:
-                    relatives = stale
+                    relatives = sorted(stale)
             if relatives is None:
-                changed = self._rescan(listing_differs, listed)
+                changed = self._rescan(listing_differs)
             else:
                 extensions = tuple(self.pages.config("extension"))
                 versions = {}
@@ -549,8 +556,8 @@ class PostStore:
                 self._render_into_cache(post)
         return changed
 
-    def _rescan(self, listing_differs: bool, listed: list[tuple[str, os.stat_result]] | None = None) -> bool:
-        """Compare every file (of ``listed``, else of a new listing) with its state and update those that changed.
+    def _rescan(self, listing_differs: bool) -> bool:
+        """Compare every file of a new listing with its state and update those that changed.
 
         Tell whether any did.
         """
@@ -562,7 +569,7 @@ class PostStore:
                 and _listing(self.pages.walk(ordered=False)) == (len(self._files), self._listing)):
             return False
         changed = False
-        listed = list(self.pages.walk()) if listed is None else listed
+        listed = list(self.pages.walk())
         if not self._loaded and not self._quiet:  # the first load: the files the cache did not give, on all cores
             stale = [index for index, (relative, status) in enumerate(listed)
                      if (file := self._files.get(relative)) is None or file.key != key_of(status)]
@@ -1040,11 +1047,18 @@ def _listed(relative: str, key: FileKey) -> int:
     return hash((relative, key))
 
 
-def _listing(listed: Iterable[tuple[str, os.stat_result]]) -> tuple[int, int]:
+def _keyed_listing(listed: Iterable[tuple[str, os.stat_result]]) -> tuple[int, int, bytes]:
+    """Return ``_listing``'s count and hash of the files, and their (path, key) list, marshalled."""
+    keyed = [(relative, key_of(status)) for relative, status in listed]
+    count, found = _listing(keyed, keyed=True)
+    return count, found, marshal.dumps(keyed)
+
+
+def _listing(listed: Iterable[tuple[str, Any]], keyed: bool = False) -> tuple[int, int]:
     """Return how many files there are and the PostStore._listing a store holding exactly them would have."""
     count = found = 0
     for relative, status in listed:
-        found ^= _listed(relative, key_of(status))
+        found ^= _listed(relative, status if keyed else key_of(status))
         count += 1
     return count, found
 
