@@ -162,6 +162,33 @@ def test_check_reports_what_the_server_found(pool: isolation.RenderPool, make_ap
     assert "2020-01-01-slow.md: error: rendering took longer than 0.5 s; shown as plain text [render]" in result.output
 
 
+def test_a_warmed_child_makes_its_renderer_before_any_request(pool: isolation.RenderPool, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    converted = tmp_path / "converted"
+    convert = Renderer.convert
+
+    def recorded(self: Renderer, text: str, *args: object, **kwargs: object) -> str:
+        with open(converted, "a", encoding="utf-8") as record:  # the child's, inherited by the fork
+            record.write(text.splitlines()[0] + "\n")
+        return convert(self, text, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Renderer, "convert", recorded)
+    renderer = Renderer({})
+    pool.warm(renderer.settings)
+    assert pool.forked == 1
+    # Warmed with no request sent: the sample went through the renderer made from these settings.
+    eventually(lambda: converted.exists() and converted.read_text().splitlines() == ["# Warm"])
+    pool.warm(renderer.settings)  # there is a child already: no second one
+    assert renderer.render("First *post*.", lambda target: None, {}) == "<p>First <em>post</em>.</p>"
+    assert pool.forked == 1 and converted.read_text().splitlines() == ["# Warm", "First *post*."]
+
+
+def test_a_warm_up_that_fails_leaves_a_child_that_renders(pool: isolation.RenderPool) -> None:
+    pool.warm(b"not the settings of any renderer")
+    assert Renderer({}).render("Still *fine*.", lambda target: None, {}) == "<p>Still <em>fine</em>.</p>"
+    assert pool.forked == 1
+
+
 def test_a_forked_process_makes_its_own_pool(pool: isolation.RenderPool) -> None:
     renderer = Renderer({})
     assert renderer.render("a", lambda target: None, {}) == "<p>a</p>"
