@@ -57,7 +57,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.test import EnvironBuilder
 
 from blog import feeds
-from blog.content import Post, PostStore
+from blog.content import Post, PostStore, isolation
 from blog.content.derived import archive_year, archive_years, related
 from blog.content.cache import parse_fingerprint, unsafe
 from blog.content.jekyll import JekyllSite
@@ -126,9 +126,12 @@ class Job:
     feed: tuple[str, str, str] | None = None  # (kind, slug, form) of a feed; kind "" for the site's own
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
-    """What exporting one URL gave: picklable, so a child can send it to the parent."""
+    """What exporting one URL gave: picklable, so a child can send it to the parent.
+
+    Not frozen: one is made for every page of the site, and a frozen one took four times as long to make.
+    """
 
     path: str
     status: int
@@ -344,7 +347,15 @@ class _Exporter:
         self.fingerprint = _digest([FORMAT, site, sorted(self.pages.items())])
         self.versions_context = _digest([site, parse_fingerprint(self.store.pages.root, self.store.settings)])
         self.known_versions: dict[str, list[str]] = {}  # for the next export: post file -> [check, version]
+        self.fresh = 0  # posts whose version was worked out anew: edited, added, or all of them the first time
         self.versions = self._post_versions()
+        # Per post: the versions of its (newer, older) neighbours; per tag and category: its part of the related
+        # keys. Worked out once here, not per page: a bisection and a print per term took a tenth of a second.
+        listed = [self.versions[post.url] for post in self.snapshot.posts]
+        self._neighbours = {post.url: (listed[index - 1] if index else "", listed[index + 1] if index + 1 < len(listed) else "")
+                            for index, post in enumerate(self.snapshot.posts)}
+        self._prints = tuple({slug: self._print(kind, slug) for slug in groups}
+                             for kind, groups in (("tag", self.snapshot.tags), ("category", self.snapshot.categories)))
 
     def _post_versions(self) -> dict[str, str]:
         """Return every post's version by URL, the previous export's for each post whose file is unchanged.
@@ -361,10 +372,15 @@ class _Exporter:
             key = self.store.file_key(post)
             if key is None:  # its file changed since the store read it
                 versions[post.url] = post_version(post, resolve)
+                self.fresh += 1
                 continue
             check = _key([repr(key), repr(post.cover_missing), *[repr(resolve(name)) for name in post.links]])
             entry = known.get(post.source)
-            version = entry[1] if entry is not None and entry[0] == check else post_version(post, resolve)
+            if entry is not None and entry[0] == check:
+                version = entry[1]
+            else:
+                version = post_version(post, resolve)
+                self.fresh += 1
             versions[post.url] = version
             self.known_versions[post.source] = [check, version]
         return versions
@@ -447,26 +463,35 @@ class _Exporter:
         # Related posts are ranked by the posts of this post's tags and categories alone (their URLs and dates),
         # so while those groups are unchanged the ranking from the last run still holds: no need to redo it. The
         # store keeps each group's print of those, as the page cache checks it.
-        snapshot = self.snapshot
+        tags, categories = self._prints
         related_key = _key([self.fingerprint, post.url,
-                            *[part for kind, terms in (("tag", post.tags), ("category", post.categories)) for term in terms
-                              for part in (kind, term.slug, membership_print(snapshot, kind, term.slug))]])
+                            *[tags.get(term.slug) or self._print("tag", term.slug) for term in post.tags],
+                            *[categories.get(term.slug) or self._print("category", term.slug)
+                              for term in post.categories]])
         known = self.previous.related.get(post.url)
         urls = known[1] if known and known[0] == related_key else None
         if urls is None or any(url not in self.versions for url in urls):
             return related_key, None
         return related_key, urls
 
+    def _print(self, kind: str, slug: str) -> str:
+        """Return a tag's or category's part of related keys: its kind, slug and membership print."""
+        return f"{kind}\0{slug}\0{membership_print(self.snapshot, kind, slug)}"
+
     def _post_key(self, post: Post, urls: list[str]) -> str:
-        newer, older = self.snapshot.neighbours(post)
         versions = self.versions
-        return _key([self.fingerprint, post.url, versions[post.url], versions[newer.url] if newer else "",
-                     versions[older.url] if older else "", *[versions[url] for url in urls]])
+        newer, older = self._neighbours.get(post.url) or ("", "")
+        return _key([self.fingerprint, post.url, versions[post.url], newer, older, *[versions[url] for url in urls]])
 
     # Running ----------------------------------------------------------------------------------------
 
     def run(self, progress: Progress, processes: int, folder: Path) -> Report:
         """Export everything into the staging folder (for ``folder``) and check the links; return the report."""
+        renderer = self.store.pages.renderer
+        if 0 < self.fresh < MIN_PAGES_PER_PROCESS and renderer.isolated:
+            # A few posts changed: their bodies are likely to be rendered here, by a render child that is made
+            # ready on the other core while this one plans (the many of a first export render in children).
+            isolation.pool().warm(renderer.settings)
         self._statics(folder)
         jobs = self.plan()
         with progress(len(jobs) + 1) as bar:
