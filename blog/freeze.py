@@ -402,8 +402,8 @@ class _Exporter:
         with self.app.test_request_context("/") as context:
             # url_for's own work around the URL map's build took half the plan's time at 10,000 posts; while no
             # url_defaults are registered, building with the request's adapter gives the very same paths.
-            build = context.url_adapter.build if not any(self.app.url_default_functions.values()) else \
-                (lambda endpoint, values=None: url_for(endpoint, **(values or {})))
+            build = _slug_builder(context.url_adapter.build) if not any(self.app.url_default_functions.values()) \
+                else (lambda endpoint, values=None: url_for(endpoint, **(values or {})))
             for path in (*SEEDS[1:], build("posts.archive"), build("posts.categories"), build("posts.tags")):
                 jobs.append(Job(path, self.sitemap_key(path) if path == "/sitemap.xml" else _key([path, everything])))
             zone = self.store.zone
@@ -444,12 +444,13 @@ class _Exporter:
         snapshot = self.snapshot
         if not snapshot.posts:
             return None
-        return _key([self.fingerprint, path, *(part for post in snapshot.posts for part in
-                                               (post.url, post.updated.isoformat(), repr(post.sort_key[0]), post.sort_key[1])),
-                     *(part for kind, groups in (("category", snapshot.categories), ("tag", snapshot.tags),
-                                                 ("author", snapshot.authors))
-                       for slug, group in groups.items()
-                       for part in (kind, slug, str(len(group.posts)), *(post.url for post in group.posts)))])
+        # A group's listing pages are dated by its posts: which they are is its membership print (their URLs
+        # and dates), and their last changes are in the posts' part.
+        return _key([self.fingerprint, path, *[f"{post.url}\0{post.updated.isoformat()}\0{post.sort_key[0]!r}\0{post.sort_key[1]}"
+                                               for post in snapshot.posts],
+                     *[f"{kind}\0{slug}\0{len(group.posts)}\0{group.membership:032x}"
+                       for kind, groups in (("category", snapshot.categories), ("tag", snapshot.tags), ("author", snapshot.authors))
+                       for slug, group in groups.items()]])
 
     def post_key(self, post: Post) -> tuple[str, tuple[str, list[str]]]:
         """Return a post page's key, and its (related key, related URLs) for the next run."""
@@ -1274,6 +1275,34 @@ def _collecting(many: bool) -> Iterator[None]:
         yield
     finally:
         gc.disable()
+
+
+def _slug_builder(build: Callable[..., str]) -> Callable[..., str]:
+    """Return ``build`` (a URL map adapter's) that builds each URL rule once per set of other values, a slug put in.
+
+    A listing's pages, and a group's feeds, differ by their slug alone: the plan built 8,300 such URLs at
+    10,000 posts, a tenth of a second. Only a slug that no converter quotes or changes is put in this way.
+    """
+    made: dict[tuple[str, tuple[tuple[str, Any], ...]], str] = {}
+
+    def built(endpoint: str, values: dict[str, Any] | None = None) -> str:
+        slug = values.get("slug") if values else None
+        if not isinstance(slug, str) or not _PLAIN_SLUG.fullmatch(slug):
+            return build(endpoint, values)
+        assert values is not None
+        shape = (endpoint, tuple(sorted((name, value) for name, value in values.items() if name != "slug")))
+        template = made.get(shape)
+        if template is None:
+            template = made[shape] = build(endpoint, {**values, "slug": _SLUG_MARK})
+            if template.count(_SLUG_MARK) != 1:
+                made[shape] = template = ""
+        return template.replace(_SLUG_MARK, slug) if template else build(endpoint, values)
+
+    return built
+
+
+_PLAIN_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_SLUG_MARK = "quire0slug0mark"
 
 
 def _digest(parts: Iterable[Any]) -> str:

@@ -658,3 +658,21 @@ def test_an_export_in_one_process_still_collects_the_garbage_of_its_renders(make
         report = export(app, tmp_path / "out", processes=1)
     assert report.files > 60 and seen.count(True) >= 60
     assert gc.isenabled()  # as it was before the export
+
+
+@pytest.mark.parametrize("slug", ["news", "c-sharp", "a_b", "2024", "café", "two words", "a/b", "x%41", "UPPER",
+                                  "quire0slug0mark", ""])
+def test_listing_urls_are_built_as_the_url_map_builds_them(make_app: AppFactory, slug: str) -> None:
+    app = make_app()
+    with app.test_request_context("/") as context:
+        adapter = context.url_adapter
+        built = exporter._slug_builder(adapter.build)
+        for endpoint in ("posts.category", "posts.tag", "posts.author"):
+            for values in ({"slug": slug}, {"slug": slug, "page_number": 2}, {"slug": slug, "page_number": 13}):
+                for _ in range(2):  # the second time from the rule built once
+                    assert built(endpoint, values) == adapter.build(endpoint, values)
+        for kind in ("category", "tag"):
+            for name in ("feed.xml", "rss.xml", "feed.json"):
+                values = {"kind": kind, "slug": slug, "name": name}
+                assert built("feeds.group", values) == adapter.build("feeds.group", values)
+        assert built("posts.archive") == adapter.build("posts.archive")
