@@ -39,8 +39,8 @@ ABANDONED_SECONDS = 3600.0  # no writer takes this long, so its temporary file w
 CacheKey = bytes  # (mtime, size, inode, ctime) packed: 65 bytes a file against 200 for a tuple of four ints
 _KEY = struct.Struct("<qqQq")
 _CODE = Path(__file__).resolve().parent
-# A Post is rebuilt by its constructor from its fields: the frozen dataclass's own __setstate__ looks its
-# fields up again for every post, which made unpickling 100,000 of them a third slower.
+# A Post is rebuilt by its constructor from its fields: the dataclass's own __setstate__ looks its fields up
+# again for every post, which made unpickling 100,000 of them a third slower.
 _POST_ARGUMENTS = tuple(item.name for item in dataclasses.fields(Post) if item.init)
 _POST_FIELDS = attrgetter(*_POST_ARGUMENTS)
 _STORE_AT = _POST_ARGUMENTS.index("store")
