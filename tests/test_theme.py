@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
+from flask import Flask
 from jinja2 import Environment
 from jinja2.bccache import bc_magic
 from pygments.formatters import HtmlFormatter
@@ -128,3 +129,21 @@ def test_a_torn_compiled_template_is_compiled_again(make_app: AppFactory, write_
     compiled.clear()
     again = make_app(BLOG_CACHE_DIR=str(cache)).test_client().get("/")
     assert again.status_code == 200 and "base.html" in compiled and again.data == first.data
+
+
+def test_url_for_keeps_paths_but_builds_what_flask_builds(make_app: AppFactory, write_post: WritePost) -> None:
+    write_post("2020-01-01-hello.md", "Hello.", title="Hello", tags=["Café Crème"], categories=["News"])
+    app = make_app(BLOG_URL="https://example.com/blog")
+    calls = [("posts.tag", {"slug": "cafe-creme"}), ("posts.tag", {"slug": "café crème"}),
+             ("posts.category", {"slug": "news", "page_number": 2}), ("posts.detail", {"url": "2020/01/01/hello/"}),
+             ("posts.index", {}), ("feeds.atom", {}), ("posts.tag", {"slug": "x", "_anchor": "top"}),
+             ("posts.tag", {"slug": "x", "_external": True}), ("posts.tag", {"slug": "x", "q": "a b"}),
+             ("posts.tag", {"slug": "x", "_external": True, "_scheme": "http"})]
+    environs = [{}, {"SCRIPT_NAME": "/blog"}, {"HTTP_HOST": "other.example"}, {"SCRIPT_NAME": "//evil.example"}]
+    for _ in range(2):  # the second round from what the first kept
+        for environ in environs:
+            with app.test_request_context("/", environ_overrides=environ):
+                for endpoint, values in calls:
+                    assert app.url_for(endpoint, **values) == Flask.url_for(app, endpoint, **values), (environ, endpoint)
+    assert app._built  # paths were kept: from string values, in a request
+    assert not any("#" in path or "://" in path for path in app._built.values())  # anchored, external: built each time
