@@ -1138,8 +1138,8 @@ def references(body: bytes, mimetype: str, base: str) -> list[str]:
     """Return the URLs a response refers to: links and sources in HTML, the site's own URLs in anything else."""
     text = body.decode("utf-8", "replace")
     if mimetype == "text/html":
-        return [html.unescape(next(value for value in match.groups() if value is not None))
-                for match in _LINK_ATTRIBUTE.finditer(text)]
+        # Of the three ways to write a value (double, single or no quotes) one matched; the others are "".
+        return [html.unescape(double or single or bare) for double, single, bare in _LINK_ATTRIBUTE.findall(text)]
     return re.findall(re.escape(base) + r"(/[^\s\"'<>&\\]*)", text)
 
 

@@ -676,3 +676,13 @@ def test_listing_urls_are_built_as_the_url_map_builds_them(make_app: AppFactory,
                 values = {"kind": kind, "slug": slug, "name": name}
                 assert built("feeds.group", values) == adapter.build("feeds.group", values)
         assert built("posts.archive") == adapter.build("posts.archive")
+
+
+def test_references_are_the_links_and_sources_a_browser_follows() -> None:
+    body = ('<a href="/one/">1</a> <a class=x href=\'/two/?a=1&amp;b=2\'>2</a> <img src=/three.png alt="">'
+            '<a href="">empty</a> <link rel="stylesheet" href = "/s.css"> <p data-href="/no/">text</p>'
+            '<pre>&lt;a href="/shown/"&gt;</pre> <A HREF="/upper/">u</A>').encode()
+    assert exporter.references(body, "text/html", "https://example.com") == [
+        "/one/", "/two/?a=1&b=2", "/three.png", "", "/s.css", "/upper/"]
+    feed = b'<link href="https://example.com/a/"/><id>https://example.com/b/?x=1</id> https://other.example/c/'
+    assert exporter.references(feed, "application/atom+xml", "https://example.com") == ["/a/", "/b/?x=1"]

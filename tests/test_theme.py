@@ -147,3 +147,12 @@ def test_url_for_keeps_paths_but_builds_what_flask_builds(make_app: AppFactory, 
                     assert app.url_for(endpoint, **values) == Flask.url_for(app, endpoint, **values), (environ, endpoint)
     assert app._built  # paths were kept: from string values, in a request
     assert not any("#" in path or "://" in path for path in app._built.values())  # anchored, external: built each time
+
+
+def test_dates_are_written_out_in_english(make_app: AppFactory) -> None:
+    import datetime as dt
+
+    long_date = make_app().jinja_env.filters["long_date"]
+    assert [long_date(dt.date(2024, month, 9)) for month in (1, 5, 12)] == [
+        "January 9, 2024", "May 9, 2024", "December 9, 2024"]
+    assert long_date(dt.datetime(1999, 2, 28, 23, 59, tzinfo=dt.timezone.utc)) == "February 28, 1999"
