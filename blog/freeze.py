@@ -85,6 +85,7 @@ GZIP_LEVEL = 9  # written once, served many times
 # A feed's three forms share one list of entries, each entry's links made absolute by an HTML parse of the
 # whole post: built once per feed (in one process), not once per form.
 FEED_FORMS = (("feed.xml", "atom"), ("rss.xml", "rss"), ("feed.json", "json"))
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 MIN_PAGES_PER_PROCESS = 50  # below this, forking and a second copy of the caches cost more than they save
 BATCH = 32  # outcomes per message from a child: fewer wake-ups for the parent, a smooth enough progress bar
 
@@ -849,9 +850,14 @@ class _Exporter:
 
     def _put(self, target: Path, data: bytes) -> None:
         """Write ``data`` at ``target``; in the spare, never into the file there, which the live export may share."""
-        if self.spare is None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+        if self.spare is None:  # a new tree: os calls, as pathlib's took a fifth of the time of a full export's writes
+            try:
+                descriptor = os.open(target, _NEW_FILE, 0o666)
+            except FileNotFoundError:
+                os.makedirs(target.parent, exist_ok=True)
+                descriptor = os.open(target, _NEW_FILE, 0o666)
+            with open(descriptor, "wb", buffering=0) as file:
+                file.write(data)
             return
         temporary = self._make_room(target)
         temporary.write_bytes(data)

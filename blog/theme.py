@@ -137,20 +137,24 @@ class ThemedFlask(Flask):
         defaults registered, is kept: anything else is built each time, as Flask builds it.
         """
         context = _cv_request.get(None)
-        if (context is None or _anchor is not None or _method is not None or _scheme is not None or _external
-                or endpoint[:1] == "." or any(self.url_default_functions.values())
-                or not all(type(value) is str for value in values.values())):
+        if context is None or _anchor is not None or _method is not None or _scheme is not None or _external \
+                or endpoint[:1] == ".":
             return super().url_for(endpoint, _anchor=_anchor, _method=_method, _scheme=_scheme, _external=_external,
                                    **values)
         adapter = context.url_adapter
         key = (adapter.server_name, adapter.script_name, adapter.subdomain, adapter.url_scheme, endpoint,
                *values.items())
-        found = self._built.get(key)
+        try:
+            found = self._built.get(key)
+        except TypeError:  # an unhashable value: never kept
+            found = None
         if found is None:
             found = super().url_for(endpoint, **values)
-            if len(self._built) >= URLS_KEPT:
-                self._built.clear()
-            self._built[key] = found
+            # URL defaults may change what is built (none can be registered once requests come in).
+            if all(type(value) is str for value in values.values()) and not any(self.url_default_functions.values()):
+                if len(self._built) >= URLS_KEPT:
+                    self._built.clear()
+                self._built[key] = found
         return found
 
     def send_static_file(self, filename: str) -> Response:

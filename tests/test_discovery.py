@@ -235,6 +235,33 @@ def test_related_posts_of_a_large_tag_come_from_the_posts_nearest_in_date(
     assert [link.get_text() for link in twin][0] == "Far twin"
 
 
+def test_related_posts_are_the_best_ranked_candidates(make_app: AppFactory, write_post: WritePost,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    monkeypatch.setattr(derived, "WINDOW", 6)
+    chance = random.Random(15)
+    for number in range(60):  # ties in score and date on purpose: the URL decides
+        write_post(f"2024-0{1 + number % 3}-{1 + number % 9:02d}-p{number}.md", "Text.", title=f"P{number}",
+                   tags=chance.sample(["a", "b", "c", "d", "e"], chance.randint(0, 3)),
+                   categories=chance.sample(["X", "Y", "Z"], chance.randint(0, 2)))
+    snapshot = make_app().extensions["quire"].snapshot
+
+    def expected(post):  # type: ignore[no-untyped-def] - scored and sorted in full, as the ranking is defined
+        candidates = {other.url: other for groups, terms in ((snapshot.tags, post.tags), (snapshot.categories, post.categories))
+                      for term in terms for other in derived.window(groups[term.slug].posts, post)}
+        candidates.pop(post.url, None)
+        tags, categories = {term.slug for term in post.tags}, {term.slug for term in post.categories}
+        score = {url: derived.TAG_WEIGHT * len(tags & {term.slug for term in other.tags})
+                 + derived.CATEGORY_WEIGHT * len(categories & {term.slug for term in other.categories})
+                 for url, other in candidates.items()}
+        return sorted(candidates.values(), key=lambda other: (-score[other.url], -other.sort_key[0], other.url))[:4]
+
+    assert any(len(expected(post)) == 4 for post in snapshot.posts)
+    for post in snapshot.posts:
+        assert [other.url for other in derived._related(snapshot, post, 4)] == [other.url for other in expected(post)]
+
+
 def test_reading_time_on_posts_and_listings(make_app: AppFactory, write_post: WritePost) -> None:
     write_post("2024-01-01-long.md", "word " * 1100, title="Long")
     client = make_app().test_client()

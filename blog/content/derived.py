@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,7 +77,6 @@ class _Ascending(Sequence[tuple[float, str]]):
 
 
 def _related(snapshot: Snapshot, post: Post, n: int) -> tuple[Post, ...]:
-    scores: dict[str, int] = {}
     by_url: dict[str, Post] = {}
     for groups, terms in ((snapshot.tags, post.tags), (snapshot.categories, post.categories)):
         for term in terms:
@@ -88,12 +88,19 @@ def _related(snapshot: Snapshot, post: Post, n: int) -> tuple[Post, ...]:
     if not by_url:
         return ()
     tags, categories = {term.slug for term in post.tags}, {term.slug for term in post.categories}
-    for url, other in by_url.items():
-        scores[url] = (TAG_WEIGHT * sum(term.slug in tags for term in other.tags)
-                       + CATEGORY_WEIGHT * sum(term.slug in categories for term in other.categories))
-    # sort_key[0] is the timestamp worked out once at load: no datetime arithmetic per comparison.
-    ranked = sorted(by_url.values(), key=lambda other: (-scores[other.url], -other.sort_key[0], other.url))
-    return tuple(ranked[:n])
+
+    def rank(other: Post) -> tuple[int, float, str]:
+        score = 0
+        for term in other.tags:
+            if term.slug in tags:
+                score -= TAG_WEIGHT
+        for term in other.categories:
+            if term.slug in categories:
+                score -= CATEGORY_WEIGHT
+        # sort_key[0] is the timestamp worked out once at load: no datetime arithmetic per comparison.
+        return score, -other.sort_key[0], other.url
+
+    return tuple(heapq.nsmallest(n, by_url.values(), key=rank))  # sorted(..., key=rank)[:n], without the sort
 
 
 # Two dates on one calendar day, each in its own UTC offset (less than a day either way), are less than three
