@@ -352,9 +352,8 @@ class _Exporter:
         self.versions = self._post_versions()
         # Per post: the versions of its (newer, older) neighbours; per tag and category: its part of the related
         # keys. Worked out once here, not per page: a bisection and a print per term took a tenth of a second.
-        listed = [self.versions[post.url] for post in self.snapshot.posts]
-        self._neighbours = {post.url: (listed[index - 1] if index else "", listed[index + 1] if index + 1 < len(listed) else "")
-                            for index, post in enumerate(self.snapshot.posts)}
+        listed = ["", *[self.versions[post.url] for post in self.snapshot.posts], ""]  # newest first, and the ends
+        self._neighbours = {post.url: (listed[index], listed[index + 2]) for index, post in enumerate(self.snapshot.posts)}
         self._prints = tuple({slug: self._print(kind, slug) for slug in groups}
                              for kind, groups in (("tag", self.snapshot.tags), ("category", self.snapshot.categories)))
 
@@ -447,11 +446,12 @@ class _Exporter:
             return None
         # A group's listing pages are dated by its posts: which they are is its membership print (their URLs
         # and dates), and their last changes are in the posts' part.
-        return _key([self.fingerprint, path, *[f"{post.url}\0{post.updated.isoformat()}\0{post.sort_key[0]!r}\0{post.sort_key[1]}"
-                                               for post in snapshot.posts],
+        kinds = (("category", snapshot.categories), ("tag", snapshot.tags), ("author", snapshot.authors))
+        return _key([self.fingerprint, path,
+                     *[f"{post.url}\0{post.updated.isoformat()}\0{post.sort_key[0]!r}\0{post.sort_key[1]}"
+                       for post in snapshot.posts],
                      *[f"{kind}\0{slug}\0{len(group.posts)}\0{group.membership:032x}"
-                       for kind, groups in (("category", snapshot.categories), ("tag", snapshot.tags), ("author", snapshot.authors))
-                       for slug, group in groups.items()]])
+                       for kind, groups in kinds for slug, group in groups.items()]])
 
     def post_key(self, post: Post) -> tuple[str, tuple[str, list[str]]]:
         """Return a post page's key, and its (related key, related URLs) for the next run."""

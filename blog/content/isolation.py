@@ -339,7 +339,8 @@ def _close_pool() -> None:
 # The child ----------------------------------------------------------------------------------------------
 
 # What a warmed child renders first: a heading, inline markup, a fenced code block and a table.
-WARM_UP_TEXT = "# Warm\n\nSome *text*, a [link](/) and `code`.\n\n```python\nprint(1)\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+WARM_UP_TEXT = ("# Warm\n\nSome *text*, a [link](/) and `code`.\n\n```python\nprint(1)\n```\n\n"
+                "| a | b |\n|---|---|\n| 1 | 2 |\n")
 
 
 def _serve(requests: int, replies: int, warm: bytes | None = None) -> None:
