@@ -135,7 +135,8 @@ def absolute_links(fragment: str, base: str) -> str:
 
 # A post is in the site's feed and in the feed of each of its tags and categories: its body was parsed again for
 # each (a tenth of an export's time at 10,000 posts), and the result depends on nothing but these arguments.
-@functools.lru_cache(maxsize=256)
+# 128 bodies and their copies: a few megabytes at most, held only by a process that builds feeds.
+@functools.lru_cache(maxsize=128)
 def _absolute_links(fragment: str, base: str, site: str, sanitize: bool) -> str:
     def absolute(url: str) -> str:
         url = url.strip()
