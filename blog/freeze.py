@@ -46,7 +46,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from pathlib import Path
 from stat import S_ISREG
 from typing import Any, BinaryIO
@@ -147,6 +148,14 @@ class Outcome:
     rendered: bool = False
     related: tuple[str, list[str]] | None = None  # a post page's (related key, related URLs), for the next run
     encoded: str | None = None  # not rendered again: its references as ids into the previous manifest's table
+
+    def __reduce__(self) -> tuple[type[Outcome], tuple[Any, ...]]:
+        # Made again by the constructor: the slots dataclass's own __getstate__ and __setstate__ look its fields
+        # up for every outcome a child sends (pickling 16,700 took 0.12-0.14 s against 0.08 this way).
+        return Outcome, _outcome_values(self)
+
+
+_outcome_values = attrgetter(*(item.name for item in fields(Outcome)))
 
 
 @dataclass(frozen=True)
