@@ -318,3 +318,17 @@ def test_a_file_read_with_a_passing_error_is_read_again_at_the_next_start(
     second = start(make_app, cache_dir)
     assert reads == ["2021-05-02-day-2.md"]
     assert "Day 2" in [post.title for post in second.extensions["quire"].snapshot.posts]
+
+
+def test_file_states_and_export_outcomes_pickle_as_constructor_calls() -> None:
+    import pickle
+    import pickletools
+
+    from blog.content.store import _FileState
+    from blog.freeze import Outcome
+
+    for record in (_FileState(b"k" * 32, None, (), None), Outcome("/a/", 200, "k", "a/index.html", related=("r", ["/b/"]))):
+        data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        assert pickle.loads(data) == record  # noqa: S301 - our own bytes
+        operations = {operation.name for operation, _, _ in pickletools.genops(data)}
+        assert "REDUCE" in operations and "BUILD" not in operations  # no per-object __setstate__

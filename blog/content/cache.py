@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from operator import attrgetter
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import yaml
 
@@ -38,6 +38,7 @@ FORMAT = 7  # 2: descriptions without bodies; 3: descriptions as tuples; 4: pack
 ABANDONED_SECONDS = 3600.0  # no writer takes this long, so its temporary file was left by a killed one
 CacheKey = bytes  # (mtime, size, inode, ctime) packed: 65 bytes a file against 200 for a tuple of four ints
 _KEY = struct.Struct("<qqQq")
+Record = TypeVar("Record")
 _CODE = Path(__file__).resolve().parent
 # A Post is rebuilt by its constructor from its fields: the dataclass's own __setstate__ looks its fields up
 # again for every post, which made unpickling 100,000 of them a third slower.
@@ -165,6 +166,24 @@ class _Unpickler(pickle.Unpickler):
 
             return owned_post
         return super().find_class(module, name)
+
+
+def pickled_by_constructor(cls: type[Record]) -> type[Record]:
+    """Make a slots dataclass (``cls``) pickle as a call of its constructor with its fields' values.
+
+    The dataclass's own __getstate__ and __setstate__ look its fields up again for every object: the post
+    cache's 100,000 file states took 0.16 s to unpickle against 0.08-0.10 s, and the 16,700 outcomes an
+    export's children send 0.12-0.14 s to pickle against 0.08.
+    """
+    names = [item.name for item in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    assert len(names) > 1 and all(item.init for item in dataclasses.fields(cls))  # type: ignore[arg-type]
+    values = attrgetter(*names)
+
+    def reduce(self: Record) -> tuple[type[Record], tuple[Any, ...]]:
+        return cls, values(self)
+
+    cls.__reduce__ = reduce  # type: ignore[assignment,method-assign]
+    return cls
 
 
 def _owned_post(*values: Any) -> Post:
