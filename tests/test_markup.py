@@ -155,3 +155,27 @@ def test_rendered_html_suits_the_theme_and_its_policy(make_app: AppFactory, writ
         assert fragment in html
     for fragment in absent:
         assert fragment not in html
+
+
+def test_code_blocks_highlight_exactly_as_pygments_own_formatter_does() -> None:
+    """The formatter that keeps its token tables per style writes what Pygments' own writes, block after block."""
+    from markdown.extensions.codehilite import CodeHilite
+    from pygments.formatters.html import HtmlFormatter
+    from pygments.token import Keyword
+
+    from blog.content import markup
+
+    blocks = [("python", "import os\n\nclass A:\n    x = 'a' + \"b\"  # note\n", {}),
+              ("js", "var a = 1;\nfunction f() { return a; }\n", {"hl_lines": [2]}),
+              ("text", "plain <text> & more\n", {"linenos": "table", "linenostart": 4}),
+              ("python", "def f():\n    pass\n", {"cssclass": "other", "classprefix": "x-"})]
+    for lang, source, options in blocks * 2:  # the second time from the kept tables
+        ours = CodeHilite(source, lang=lang, pygments_formatter=markup._CodeFormatter, **options).hilite()
+        theirs = CodeHilite(source, lang=lang, pygments_formatter=lambda lang_str, **kept: HtmlFormatter(**kept),
+                            **options).hilite()
+        assert ours == theirs
+        assert "<span" in ours or lang == "text"
+    first, again = markup._CodeFormatter(), markup._CodeFormatter(classprefix="x-")
+    assert first.ttype2class is markup._CodeFormatter().ttype2class  # made once for the style...
+    assert again.ttype2class is not first.ttype2class  # ...and once for each class prefix
+    assert again.ttype2class[Keyword] == "x-k" and first.ttype2class[Keyword] == "k"
