@@ -96,3 +96,14 @@ def test_split_reports_the_body_line() -> None:
 def test_values_yaml_recognises_but_cannot_build_are_source_errors(raw: str) -> None:
     with pytest.raises(SourceError, match="invalid front matter"):
         split(f"---\n{raw}---\nBody\n")
+
+
+@pytest.mark.parametrize("shape", ["title: {n}\ntags: [a, b]\n", "title: {n}\ntags:\n  - a\n  - b\n"])
+def test_posts_share_one_string_per_front_matter_key(shape: str) -> None:
+    """By the simple path and by YAML alike: 100,000 posts' keys are a few strings, not 100,000 copies each."""
+    from blog.content.source import parse_front_matter
+
+    first, second = (parse_front_matter(shape.format(n=number)) for number in (1, 2))
+    assert list(first) == list(second) == ["title", "tags"]
+    for one, other in zip(first, second):
+        assert one is other

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,7 +127,7 @@ def parse_front_matter(raw: str) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise SourceError(f"front matter must be a mapping of keys to values, got a {type(meta).__name__}", 2)
     _check_size(meta)
-    return {str(key): value for key, value in meta.items()}
+    return {sys.intern(str(key)): value for key, value in meta.items()}  # one string per key name: see below
 
 
 _STR = "tag:yaml.org,2002:str"
@@ -165,7 +166,9 @@ def parse_simple_front_matter(raw: str) -> dict[str, Any] | None:
             if key.lower() in _NON_STRING_KEYS:  # YAML 1.1 reads these keys as booleans or null
                 return None
             try:
-                meta[key] = _simple_value(value.rstrip(" \t"))
+                # One string per key name, shared by every post's front matter: 100,000 posts' "title", "date"
+                # and "tags" were 630,000 strings, 35 MB in each process and a third of the post cache's.
+                meta[sys.intern(key)] = _simple_value(value.rstrip(" \t"))
             except (ValueError, OverflowError) as error:  # a value YAML recognised but cannot build: 2020-02-30
                 raise SourceError(f"invalid front matter: {key}: {error}", number) from None
     except _NotSimple:
