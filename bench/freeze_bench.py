@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.generate import generate  # noqa: E402
+from bench import harness  # noqa: E402
 from bench.harness import ROOT, table  # noqa: E402
 
 BASELINE = "52b351cb07c3465711aa7cadb22d94f04ffd5c0b"  # main just before the parallel, incremental exporter
@@ -107,7 +108,7 @@ def bench(size: int, work: Path, baseline: Path, compare: Path | None, skip_old:
         runs.append(freeze(baseline, posts, work / f"old-{size}", work / f"cache-old-{size}", "old crawler, full"))
     checkouts = [("new", ROOT)] + ([("compared", compare)] if compare else [])
     for _, checkout in [("old", baseline), *checkouts]:
-        compile_once(checkout)
+        harness.compile_once(checkout)
     for name, checkout in checkouts:
         if not (work / f"{name}-{size}").exists():  # kept from an earlier run with --work
             runs.append(freeze(checkout, posts, work / f"{name}-{size}", work / f"cache-{name}-{size}",
@@ -141,16 +142,6 @@ def ratios(runs: list[Run]) -> list[tuple[str, str, str, str]]:
             rows.append((step, f"{compared.seconds / new.seconds:.2f}×", f"{compared.cpu / new.cpu:.2f}×",
                          f"{compared.peak_mb:.0f} → {new.peak_mb:.0f}"))
     return rows
-
-
-def compile_once(checkout: Path) -> None:
-    """Write the bytecode of ``checkout``'s Python files, as an installed Quire has it.
-
-    Where PYTHONDONTWRITEBYTECODE is set (as on the machines these figures come from), every run would
-    otherwise compile Quire from source first: a tenth of a second or more that no install pays.
-    """
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(checkout / "blog"), str(checkout / "wsgi.py")],
-                   check=True, capture_output=True)
 
 
 def unpack(revision: str, folder: Path) -> Path:

@@ -51,6 +51,16 @@ def run_checkout(script: str, checkout: Path, site: Path, **settings: str) -> An
     return json.loads(output.strip().splitlines()[-1])
 
 
+def compile_once(checkout: Path) -> None:
+    """Write the bytecode of ``checkout``'s Python files, as an installed Quire has it.
+
+    Where PYTHONDONTWRITEBYTECODE is set (as on the machines these figures come from), every run would
+    otherwise compile Quire from source first: a tenth of a second or more that no install pays.
+    """
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(checkout / "blog"), str(checkout / "wsgi.py")],
+                   check=True, capture_output=True)
+
+
 def free_port() -> int:
     """Return a TCP port free on 127.0.0.1 right now."""
     with socket.socket() as probe:

@@ -7,12 +7,14 @@ after any recent read; reading 100,000 cold files from disk is the disk's time, 
 2. serving: the hot pages and a sample of posts (the sitemap's, which lists half of them), so the workers'
    memory is what serving makes it, then each worker's PSS, then new posts timed until every worker lists
    them (as ``bench/run.py`` does);
-3. a **restart** over the post cache the first start wrote, timed the same way, then the same requests and PSS;
+3. a **restart** over the post cache the first start wrote, timed the same way, then the same requests and PSS
+   (and with ``--restarts N``, N - 1 more restarts, timed alone);
 4. a **restart after an edit made while the server was down** (the home page's newest post retitled), timed
    to the first 200 and to the new title showing on the home page from every worker.
 
 The order of the checkouts alternates between rounds; the report gives each figure's median and the ratio
-of this checkout's to the other's. Run it under the benchmark lock:
+of this checkout's to the other's. Both checkouts' bytecode is written first, as an installed Quire has it. Run
+it under the benchmark lock:
 ``flock /work/.bench.lock python bench/startup_bench.py --old DIR --posts DIR``.
 """
 
@@ -44,7 +46,8 @@ FIGURES = ("cold start", "restart", "restart after an edit", "edit showing after
            "PSS per worker after a restart", "new post on every worker, p50", "new post on every worker, p99")
 
 
-def measure(root: Path, posts: Path, scratch: Path, label: str, trials: int) -> dict[str, list[float]]:
+def measure(root: Path, posts: Path, scratch: Path, label: str, trials: int,
+            restarts: int = 1) -> dict[str, list[float]]:
     """Run the cold start, serving, restart and restart after an edit for the checkout at ``root``."""
     port = free_port()
     cache = scratch / f"cache-{label}"
@@ -63,6 +66,9 @@ def measure(root: Path, posts: Path, scratch: Path, label: str, trials: int) -> 
     with serve("wsgi:app", env, port=port, root=root) as server:
         found["restart"] = [server.cold_start]
         found["PSS per worker after a restart"] = _serve_and_weigh(server, paths, sample)
+    for _ in range(restarts - 1):  # restarts alone, for a steadier median of the one figure a restart gives
+        with serve("wsgi:app", env, port=port, root=root) as server:
+            found["restart"].append(server.cold_start)
     title = f"Edited while down {secrets.token_hex(4)}"
     slug = paths["post"].strip("/").rsplit("/", 1)[-1]
     _retitle(next(posts.glob(f"????-??-??-{slug}.md")), title)
@@ -114,8 +120,11 @@ def main() -> int:
     parser.add_argument("--posts", type=Path, required=True, help="a folder of generated posts (copied, never changed)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=10, help="new posts timed per start")
+    parser.add_argument("--restarts", type=int, default=1, help="restarts timed per round (the first one serves too)")
     arguments = parser.parse_args()
     checkouts = {"old": arguments.old.resolve(), "new": ROOT}
+    for checkout in checkouts.values():  # as installed: no start compiles Quire from source first
+        harness.compile_once(checkout)
     runs: dict[str, dict[str, list[float]]] = {name: {figure: [] for figure in FIGURES} for name in checkouts}
     load = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -131,7 +140,8 @@ def main() -> int:
                 order = list(checkouts) if round_number % 2 == 0 else list(reversed(checkouts))
                 for name in order:
                     print(f"startup_bench: round {round_number + 1}, {name}…", file=sys.stderr, flush=True)
-                    found = measure(checkouts[name], posts, scratch, f"{name}-{round_number}", arguments.trials)
+                    found = measure(checkouts[name], posts, scratch, f"{name}-{round_number}", arguments.trials,
+                                    arguments.restarts)
                     for figure, values in found.items():
                         runs[name][figure] += values
                     print("  " + "; ".join(f"{figure} {', '.join(f'{value:.2f}' for value in values)}"

@@ -28,9 +28,10 @@ digest. It is written to a temporary file and renamed into place, and read only 
 rules (this user's folders and file, writable by nobody else); a torn, foreign or mismatching entry is
 ignored and replaced.
 
-After start, one detached process asks the kernel to read every current post's entry ahead (a sync worker
-waiting on the disk serves nobody), and another (nice 19, after the render cache's filler, under its lock)
-produces the page of every post that lacks a valid entry, newest first, so a crawler finds pages ready.
+After start, the server's background filler (one detached process: see ``blog._fillers``) first asks the
+kernel to read every current post's entry ahead (a sync worker waiting on the disk serves nobody), then, at
+nice 19 and after the bodies (under the render cache's lock), produces the page of every post that lacks a
+valid entry, so a crawler finds pages ready.
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ from werkzeug.test import EnvironBuilder
 
 from blog.content.cache import remove_abandoned
 from blog.content.changes import post_page_keys
-from blog.content.parallel import detach
 from blog.content.post import Post
 from blog.content.render_cache import FolderTrust, alive, read_trusted, write_atomically
 from blog.content.site import Site
@@ -161,18 +161,12 @@ class PageCache:
             log.warning("cannot write the page cache %s: %s", self.folder, error)
             self._warned = True
 
-    def fill(self, cached: ResponseCache, lock_folder: str) -> None:
-        """Read the entries ahead, then produce every post's page the cache lacks, in detached processes.
+    def fill(self, server: int, cached: ResponseCache, lock_folder: str) -> None:
+        """Produce every post's page the cache lacks, here (the server's background filler), while ``server`` runs.
 
-        Nothing when this process may not fork. The reading ahead costs little CPU (the kernel reads) and is
-        worth most at once, so it runs at normal priority; the filling waits for ``lock_folder``'s fill.lock
-        (the render cache's), so pages come after the bodies, and runs at the lowest.
+        It waits for ``lock_folder``'s fill.lock (the render cache's), so pages come after the bodies, and one
+        page filler works at a time.
         """
-        server = os.getpid()
-        detach(self._read_ahead, niceness=0)
-        detach(lambda: self._fill(server, cached, lock_folder), niceness=19)  # serving comes first, always
-
-    def _fill(self, server: int, cached: ResponseCache, lock_folder: str) -> None:
         os.makedirs(self.folder, mode=0o700, exist_ok=True)
         os.makedirs(lock_folder, mode=0o700, exist_ok=True)
         if not self._folders_safe():
@@ -195,7 +189,7 @@ class PageCache:
             remove_abandoned(self.folder, ".page-")
             _remove_unwanted(self.folder, wanted)
 
-    def _read_ahead(self) -> None:
+    def read_ahead(self) -> None:
         """Ask the kernel to read the current posts' entries into memory, newest first, before any reader does.
 
         After a restart the files may have left the kernel's page cache (some machines page out what nobody

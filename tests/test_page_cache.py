@@ -37,7 +37,7 @@ def filler() -> None:
 @pytest.fixture(autouse=True)
 def quiet_filler(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     if "filler" not in request.fixturenames:
-        monkeypatch.setattr(PageCache, "fill", lambda self, cached, lock_folder: None)
+        monkeypatch.setattr(PageCache, "fill", lambda self, server, cached, lock_folder: None)
 
 
 @pytest.fixture
@@ -386,7 +386,7 @@ def test_the_filler_asks_the_kernel_to_read_every_entry_ahead(start: Callable[..
     advised: list[tuple[str, int]] = []
     monkeypatch.setattr(os, "posix_fadvise", lambda descriptor, offset, length, advice:
                         advised.append((os.readlink(f"/proc/self/fd/{descriptor}"), advice)))
-    app.extensions["quire.cache"].pages._read_ahead()
+    app.extensions["quire.cache"].pages.read_ahead()
     assert sorted(advised) == [(os.path.realpath(path), os.POSIX_FADV_WILLNEED) for path in entries(cache_dir)]
 
 

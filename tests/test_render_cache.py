@@ -26,7 +26,7 @@ def cache_dir(tmp_path: Path) -> Path:
 def no_page_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the page cache out: these tests are of the bodies, so every post's page must come from the app."""
     monkeypatch.setattr(PageCache, "get", lambda self, url: None)
-    monkeypatch.setattr(PageCache, "fill", lambda self, cached, lock_folder: None)
+    monkeypatch.setattr(PageCache, "fill", lambda self, server, cached, lock_folder: None)
 
 
 @pytest.fixture

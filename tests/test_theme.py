@@ -35,7 +35,7 @@ def compiled_from_source(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     Without the page cache and its filler, which could compile a template in a process of its own first.
     """
     monkeypatch.setattr(PageCache, "get", lambda self, url: None)
-    monkeypatch.setattr(PageCache, "fill", lambda self, cached, lock_folder: None)
+    monkeypatch.setattr(PageCache, "fill", lambda self, server, cached, lock_folder: None)
     compiled: list[str] = []
     original = Environment._compile
 

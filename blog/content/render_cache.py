@@ -19,9 +19,10 @@ An entry is served as HTML, so it is trusted only as the post cache is: the fold
 user and not be writable by others, an entry file must belong to this user and be writable by nobody else;
 a torn or foreign file (its first line does not match, or the hash of its HTML does not) is not used.
 
-After the first load, one detached process per start (nice 19, and only one at a time for a cache folder,
-by a lock file) renders every post the cache lacks, newest first, so that a crawler finds bodies ready; it
-stops when the server that started it exits, and removes entries no current post wants after a month.
+After the first load, the server's background filler (one detached process per start, at nice 19: see
+``blog._fillers``; only one at a time for a cache folder, by a lock file) renders every post the cache
+lacks, newest first, so that a crawler finds bodies ready; it stops when the server that started it exits,
+and removes entries no current post wants after a month.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ import pygments
 
 from blog.content.cache import remove_abandoned, unsafe
 from blog.content.markup import is_html
-from blog.content.parallel import detach
 
 log = logging.getLogger("quire.content")
 
@@ -142,12 +142,8 @@ class RenderCache:
             handle.write(_header(self.fingerprint, key, data) + b"\n" + data)
         return True
 
-    def fill(self, posts: Callable[[], Iterable[Any]], render: Callable[[Any], None]) -> None:
-        """Render every post the cache lacks, in a detached low-priority process; nothing when this one may not fork."""
-        server = os.getpid()
-        detach(lambda: self._fill(server, posts, render), niceness=19)  # serving comes first, always
-
-    def _fill(self, server: int, posts: Callable[[], Iterable[Any]], render: Callable[[Any], None]) -> None:
+    def fill(self, server: int, posts: Callable[[], Iterable[Any]], render: Callable[[Any], None]) -> None:
+        """Render every post the cache lacks, here (the server's background filler), until process ``server`` ends."""
         os.makedirs(self.folder, mode=0o700, exist_ok=True)
         if not self._folders_safe():
             return

@@ -454,10 +454,13 @@ class PostStore:
             gc.freeze()
         self._loaded = True
 
-    def fill_render_cache(self) -> None:
-        """Render every post the render cache lacks, in a detached low-priority process (nothing without a cache)."""
+    def fill_render_cache(self, server: int) -> None:
+        """Render every post the render cache lacks, here, while process ``server`` runs (nothing without a cache).
+
+        The server's background filler (blog._fillers) calls it, in a process detached from the server.
+        """
         if self.rendered:
-            self.rendered.fill(lambda: self._snapshot.posts, self._render_into_cache)
+            self.rendered.fill(server, lambda: self._snapshot.posts, self._render_into_cache)
 
     def _restore(self) -> Literal[True] | list[tuple[str, FileKey]] | None:
         """Take the files, posts and indexes the post cache holds; publish them if the folder lists just those files.
