@@ -119,25 +119,25 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
 def _fillers(store: PostStore, page_store: PostStore, page_cache: PageCache | None,
              cached: ResponseCache | None) -> Callable[[], None]:
-    """Return what starts the caches' background filler, so that a crawler after a start finds everything ready.
+    """Return what starts the caches' background fillers, so that a crawler after a start finds everything ready.
 
-    One process, detached from the server, does it all in turn: it asks the kernel to read the page cache's
-    entries ahead (at normal priority: the kernel does the work, and it is worth most at once), then at nice
-    19 renders the bodies the render cache lacks, the pages folder's too, and last the post pages the page
-    cache lacks. One process rather than one per cache: each detached process cost the server's start two
-    forks of its whole memory (about 50 ms at 100,000 posts), before gunicorn forked a worker.
+    Two processes, detached from the server: one asks the kernel to read the page cache's entries ahead (at
+    normal priority: the kernel does the work, and it is worth most at once) and ends; the other, at nice 19,
+    renders the bodies the render cache lacks, the pages folder's too, and last the post pages the page cache
+    lacks, in turn. Each detached process costs the server's start two forks of its whole memory (about 50 ms
+    at 100,000 posts) before gunicorn forks a worker, so the fillers share one. The reading ahead keeps its
+    own, short-lived one: it goes through every post at once, which copies the memory that holds the posts
+    (each one's reference count is written), and a filler that did it first would keep those 100 MB copied
+    (at 100,000 posts) for as long as it fills, and share them with its render child.
 
-    The server starts it; a ``flask blog`` command (check, freeze, list) does not: it would compete with the
-    command's own work for the CPU and stop when the command ends, its work left half done. Nothing starts
-    where this process may not fork.
+    The server starts them; a ``flask blog`` command (check, freeze, list) does not: they would compete with
+    the command's own work for the CPU and stop when the command ends, their work left half done. Nothing
+    starts where this process may not fork.
     """
     def fill(server: int) -> None:
-        steps: list[tuple[str, Callable[[], None]]] = []
-        if page_cache is not None:
-            steps.append(("reading the page cache ahead", page_cache.read_ahead))
-        steps.append(("lowering its priority", lambda: os.nice(19)))  # serving comes first, always
-        steps.append(("filling the render cache", lambda: store.fill_render_cache(server)))
-        steps.append(("filling the pages' render cache", lambda: page_store.fill_render_cache(server)))
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("filling the render cache", lambda: store.fill_render_cache(server)),
+            ("filling the pages' render cache", lambda: page_store.fill_render_cache(server))]
         if page_cache is not None and cached is not None and store.rendered is not None:  # pages after bodies
             steps.append(("filling the page cache", lambda: page_cache.fill(server, cached, store.rendered.folder)))
         for name, step in steps:
@@ -148,7 +148,9 @@ def _fillers(store: PostStore, page_store: PostStore, page_cache: PageCache | No
 
     def start() -> None:
         server = os.getpid()
-        detach(lambda: fill(server), niceness=0)
+        if page_cache is not None:
+            detach(page_cache.read_ahead, niceness=0)
+        detach(lambda: fill(server), niceness=19)  # serving comes first, always
 
     return start
 

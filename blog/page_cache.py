@@ -28,10 +28,10 @@ digest. It is written to a temporary file and renamed into place, and read only 
 rules (this user's folders and file, writable by nobody else); a torn, foreign or mismatching entry is
 ignored and replaced.
 
-After start, the server's background filler (one detached process: see ``blog._fillers``) first asks the
-kernel to read every current post's entry ahead (a sync worker waiting on the disk serves nobody), then, at
-nice 19 and after the bodies (under the render cache's lock), produces the page of every post that lacks a
-valid entry, so a crawler finds pages ready.
+After start, a short-lived detached process asks the kernel to read every current post's entry ahead (a
+sync worker waiting on the disk serves nobody), and the server's background filler (nice 19, see
+``blog._fillers``), after the bodies and under the render cache's lock, produces the page of every post that
+lacks a valid entry, so a crawler finds pages ready.
 """
 
 from __future__ import annotations

@@ -339,33 +339,30 @@ def test_a_command_starts_no_background_filler_and_a_server_does(make_app: AppFa
     with pytest.raises(SystemExit) as ended:
         blog_cli.main(args=["check"], prog_name="flask blog", obj=info)
     assert ended.value.code == 0 and started == []
-    make_app(BLOG_CACHE_DIR=cache)  # as gunicorn loads it: one process fills every cache in turn
-    assert started == ["nice 0"]
+    make_app(BLOG_CACHE_DIR=cache)  # as gunicorn loads it: the page cache read ahead, then every cache filled in turn
+    assert started == ["nice 0", "nice 19"]
 
 
-def test_the_filler_reads_ahead_then_fills_each_cache_in_turn_at_the_lowest_priority(
+def test_one_filler_fills_each_cache_in_turn_after_the_reading_ahead(
         make_app: AppFactory, write_post: WritePost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    """One failing step is logged and leaves the later ones to run; the reading ahead runs before the nice."""
+    """A failing step is logged and leaves the later ones to run."""
     write_post("2020-01-01-fine.md", title="Fine")
     done: list[str] = []
 
-    def read_ahead(self: object) -> None:
-        done.append("read ahead")
-        raise OSError("the disk went away")
-
     def fill_render_cache(self: PostStore, server: int) -> None:
         done.append(f"bodies of {self.pages.name or 'posts'} while {server} runs")
+        if self.pages.name != "pages":
+            raise OSError("the disk went away")
 
     monkeypatch.setattr(blog, "detach", lambda work, niceness, quiet=False: done.append(f"detached at {niceness}")
                         or work() or True)  # here and now, as the detached process would
-    monkeypatch.setattr(os, "nice", lambda increment: done.append(f"nice {increment}"))
-    monkeypatch.setattr(page_cache.PageCache, "read_ahead", read_ahead)
+    monkeypatch.setattr(page_cache.PageCache, "read_ahead", lambda self: done.append("read ahead"))
     monkeypatch.setattr(PostStore, "fill_render_cache", fill_render_cache)
     monkeypatch.setattr(page_cache.PageCache, "fill",
                         lambda self, server, cached, lock_folder: done.append(f"pages while {server} runs"))
     make_app(BLOG_CACHE_DIR=str(tmp_path / "cache"))
     server = os.getpid()
-    assert done == ["detached at 0", "read ahead", "nice 19", f"bodies of posts while {server} runs",
+    assert done == ["detached at 0", "read ahead", "detached at 19", f"bodies of posts while {server} runs",
                     f"bodies of pages while {server} runs", f"pages while {server} runs"]
-    assert "background filler: failed reading the page cache ahead" in caplog.text
+    assert "background filler: failed filling the render cache" in caplog.text
