@@ -53,7 +53,7 @@ class Watcher:
         """Start watching in this process if it is not already; cheap enough to call per request.
 
         The store catches up with changes made since it loaded before this returns, or with ``catch_up_later``
-        right after, in the watcher's thread.
+        right after, in the watcher's thread, which then begins watching too.
         """
         if self._pid == os.getpid() or self.mode == "off":
             return
@@ -65,6 +65,20 @@ class Watcher:
 
     def _start(self, catch_up_later: bool) -> None:
         self._stop.clear()
+        # Changes may have landed since the posts were loaded (in gunicorn's master, with preload_app, possibly
+        # hours ago for a recycled worker): watch, then catch up, before this process serves anything. Only the
+        # workers gunicorn forks at start, moments after the master's load checked the folder, serve at once
+        # and do both in the watcher's thread: at 100,000 posts the scan takes a second, and inotify's set-up
+        # (watchdog lists the folder for subfolders to watch) 0.2 s, as long as the rest of a restart. Either
+        # way the scan comes after the watch has begun, so a change is seen by one or the other.
+        if not catch_up_later:
+            self._watch()
+            self.store.refresh(None)
+        self._thread = threading.Thread(target=self._run, args=(catch_up_later,), name="quire-watch", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        """Begin watching the folder: with inotify where it can (and may), else by polling."""
         self.active_mode = "poll"
         if self.mode in {"auto", "inotify"}:
             try:
@@ -75,16 +89,6 @@ class Watcher:
                 # is an operator's business, and changes now take up to a poll interval to show.
                 log.warning("inotify watching failed (%s); polling every %.1fs instead", error, self.poll_interval)
                 self._observer = None
-        # Changes may have landed since the posts were loaded (in gunicorn's master, with preload_app, possibly
-        # hours ago for a recycled worker): catch up before this process serves anything. Only the workers
-        # gunicorn forks at start, moments after the master's load checked the folder, serve at once and
-        # catch up in the background: at 100,000 posts the scan takes a second, as long as the rest of a restart.
-        if catch_up_later:
-            self.request_rescan()
-        else:
-            self.store.refresh(None)
-        self._thread = threading.Thread(target=self._run, name="quire-watch", daemon=True)
-        self._thread.start()
 
     def _start_inotify(self) -> Any:
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -146,15 +150,19 @@ class Watcher:
         """Stop watching (tests and shutdown)."""
         self._stop.set()
         self._wake.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=2)  # first: it may be starting the observer
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=2)
             self._observer = None
-        if self._thread is not None and self._thread.is_alive():
-            self._thread.join(timeout=2)
         self._pid = None
 
-    def _run(self) -> None:
+    def _run(self, begin: bool = False) -> None:
+        """Take the changes as they come (and with ``begin``, begin watching and catch up first)."""
+        if begin:
+            self._watch()
+            self.request_rescan()
         interval = self.poll_interval if self.active_mode == "poll" else SAFETY_RESCAN_SECONDS
         next_scan = time.monotonic() + interval
         retry_at: float | None = None  # when to look again at files that were still being written
