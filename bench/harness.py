@@ -163,6 +163,25 @@ class Server:
                 sizes.append(int(found.group(1)) / 1024)
         return sorted(sizes)
 
+    def total_pss_mb(self) -> float:
+        """Return the proportional memory of every process of the server together, in MB.
+
+        Its master, workers, their render children and the processes detached from it (the caches' fillers):
+        its process group, which the server was started as the leader of. What the server takes from the
+        machine, however its pages are shared: a worker's PSS rises when fewer processes share its pages.
+        """
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[2]) != self.process.pid:
+                    continue
+                rollup = (stat.parent / "smaps_rollup").read_text()
+            except (OSError, IndexError, ValueError):  # gone meanwhile
+                continue
+            found = re.search(r"^Pss:\s+(\d+) kB", rollup, re.MULTILINE)
+            total += int(found.group(1)) if found else 0
+        return total / 1024
+
     def log_tail(self, characters: int = 2000) -> str:
         """Return the end of the server's stderr log."""
         self.log.flush()

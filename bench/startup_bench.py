@@ -5,8 +5,9 @@ after any recent read; reading 100,000 cold files from disk is the disk's time, 
 
 1. a **cold start**, with an empty post cache, timed from the spawn to the first 200 of ``/``;
 2. serving: the hot pages and a sample of posts (the sitemap's, which lists half of them), so the workers'
-   memory is what serving makes it, then each worker's PSS, then new posts timed until every worker lists
-   them (as ``bench/run.py`` does);
+   memory is what serving makes it, then each worker's PSS and the whole server's (every process of its
+   group: master, workers, render children, detached fillers), then new posts timed until every worker
+   lists them (as ``bench/run.py`` does);
 3. a **restart** over the post cache the first start wrote, timed the same way, then the same requests and PSS
    (and with ``--restarts N``, N - 1 more restarts, timed alone);
 4. a **restart after an edit made while the server was down** (the home page's newest post retitled), timed
@@ -43,7 +44,8 @@ HOT_REQUESTS = 100
 SAMPLE_POSTS = 1000
 EDIT_TIMEOUT = 30.0
 FIGURES = ("cold start", "restart", "restart after an edit", "edit showing after the restart", "PSS per worker",
-           "PSS per worker after a restart", "new post on every worker, p50", "new post on every worker, p99")
+           "PSS of the whole server", "PSS per worker after a restart", "PSS of the whole server after a restart",
+           "new post on every worker, p50", "new post on every worker, p99")
 
 
 def measure(root: Path, posts: Path, scratch: Path, label: str, trials: int,
@@ -59,6 +61,7 @@ def measure(root: Path, posts: Path, scratch: Path, label: str, trials: int,
         paths = link_paths(fetch(server.base + "/")[1].decode("utf-8", "replace"))
         sample = random.Random(15).sample(post_paths(server), SAMPLE_POSTS)
         found["PSS per worker"] = _serve_and_weigh(server, paths, sample)
+        found["PSS of the whole server"] = [server.total_pss_mb()]
         latencies = sorted(new_post_latency(server, posts, trials))
         found["new post on every worker, p50"] = [statistics.median(latencies)]
         found["new post on every worker, p99"] = [latencies[-1]]  # of ten or twenty trials: the slowest
@@ -66,6 +69,7 @@ def measure(root: Path, posts: Path, scratch: Path, label: str, trials: int,
     with serve("wsgi:app", env, port=port, root=root) as server:
         found["restart"] = [server.cold_start]
         found["PSS per worker after a restart"] = _serve_and_weigh(server, paths, sample)
+        found["PSS of the whole server after a restart"] = [server.total_pss_mb()]
     for _ in range(restarts - 1):  # restarts alone, for a steadier median of the one figure a restart gives
         with serve("wsgi:app", env, port=port, root=root) as server:
             found["restart"].append(server.cold_start)
