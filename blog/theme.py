@@ -20,12 +20,11 @@ from jinja2.bccache import Bucket, BytecodeCache
 from werkzeug.security import safe_join
 
 from blog.config import DEFAULT_DESCRIPTION, DEFAULT_TITLE
+from blog.content.derived import MONTHS
 from blog.content.render_cache import FolderTrust, read_trusted, remove_other_folders, write_atomically
 from blog.content.sitefile import CHECK_SECONDS, Author, Link
 from blog.http import CACHE_MARKER
 
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December")
 URLS_KEPT = 10_000  # paths ThemedFlask.url_for keeps (about 3 MB); past it, it starts again
 
 # The menu's built-in entries, by the names the site file's ``nav:`` may use for them.
@@ -342,7 +341,7 @@ def register(app: Flask, theme: ThemeFolder) -> None:
 
     @app.template_filter("long_date")
     def long_date(value: Any) -> str:
-        return f"{MONTHS[value.month - 1]} {value.day}, {value.year}"  # strftime's %B, without its cost
+        return f"{MONTHS[value.month - 1]} {value.day}, {value.year}"
 
     @app.after_request
     def static_cache(response: Response) -> Response:

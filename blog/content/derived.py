@@ -14,6 +14,9 @@ from blog.content.store import Group, Snapshot
 
 TAG_WEIGHT = 2  # a shared tag says more about two posts than a shared (broader) category
 CATEGORY_WEIGHT = 1
+# Month names as pages show them (the archive's months, the theme's long dates): strftime's %B, without its cost.
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,7 @@ def _newer_than(posts: Sequence[Post], timestamp: float) -> int:
 
 
 def _month(year: int, month: int) -> Term:
-    return Term(f"{dt.date(year, month, 1):%B} {year}", f"{year:04d}-{month:02d}")
+    return Term(f"{MONTHS[month - 1]} {year}", f"{year:04d}-{month:02d}")
 
 
 def _local(post: Post, zone: dt.tzinfo) -> dt.datetime:
